@@ -1,0 +1,1 @@
+"""The model: records and their events, rule kinds, the pure evaluator and the Ledger service."""

@@ -1,0 +1,189 @@
+"""The Ledger: an eventsourcing Application with thin command methods.
+
+A request becomes one or more `Append`s. The Ledger stages them (loads or creates the records,
+checks references and preconditions, triggers the events) and commits them in one `save`, so
+a batch is all or nothing. Keyword arguments given to `commit` reach the recorder, which writes
+the seal and the idempotency record in the same transaction as the events.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import Recording
+
+from domain.aggregates import AGGREGATES, Record
+from domain.bodies import Body
+from domain.errors import (
+    FieldProblem,
+    InvalidRecordError,
+    RecordConflictError,
+    RecordNotFoundError,
+    VersionMismatchError,
+)
+from domain.ids import record_uuid
+from domain.kinds import KINDS, Role
+
+
+@dataclass(frozen=True)
+class Append:
+    """One append of api.md: a role on a record of a kind, with its validated body."""
+
+    kind: str
+    role: Role
+    body: Body
+    record_id: str | None = None  # None for a create: the id is in the body
+    expected_version: int | None = None  # If-Match
+
+    @property
+    def target_id(self) -> str:
+        return self.record_id if self.record_id is not None else str(getattr(self.body, "id"))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str
+    record_id: str
+    originator_id: UUID
+    version: int
+    created: bool  # a new record (201), rather than an event on an existing one (200)
+    appended: bool  # False when a create repeated an existing record's exact content
+
+
+@dataclass
+class Staged:
+    records: dict[UUID, Record] = field(default_factory=dict)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def pending(self) -> list[Record]:
+        return [r for r in self.records.values() if r.pending_events]
+
+
+class Ledger(Application):
+    name = "Ledger"
+
+    def get_record(self, kind: str, record_id: str) -> Record:
+        try:
+            record: Record = self.repository.get(record_uuid(kind, record_id))
+        except AggregateNotFoundError:
+            raise RecordNotFoundError(kind, record_id) from None
+        return record
+
+    def has_record(self, kind: str, record_id: str) -> bool:
+        return bool(self.recorder.select_events(record_uuid(kind, record_id), limit=1))
+
+    def stage(self, appends: Iterable[Append]) -> Staged:
+        """Apply the appends to their records in memory, checking each against what came before
+        it (in the log or earlier in the same batch). Raises a LedgerError on the first refusal,
+        naming the batch line when there is more than one append."""
+        staged = Staged()
+        appends = list(appends)
+        for line, append in enumerate(appends, start=1):
+            try:
+                staged.outcomes.append(self._stage_one(staged, append))
+            except InvalidRecordError as error:
+                if len(appends) > 1:
+                    error.problems = [
+                        FieldProblem((line, *p.loc), p.msg, p.type) for p in error.problems
+                    ]
+                raise
+        return staged
+
+    def commit(self, staged: Staged, **save_kwargs: Any) -> list[Recording]:
+        pending = staged.pending
+        if not pending:
+            return []
+        return self.save(*pending, **save_kwargs)
+
+    def _stage_one(self, staged: Staged, append: Append) -> Outcome:
+        spec = KINDS[append.kind]
+        record_id = append.target_id
+        originator_id = record_uuid(append.kind, record_id)
+        record = self._load(staged, append.kind, record_id)
+        data = append.body.data()
+        if append.role is Role.CREATE:
+            if record is not None:
+                return self._repeat_create(record, data)
+            self._check_references(staged, spec.references, data)
+            record = AGGREGATES[append.kind].open(record_id, data)
+            staged.records[originator_id] = record
+            return Outcome(append.kind, record_id, originator_id, record.version, True, True)
+        if record is None:
+            raise RecordNotFoundError(append.kind, record_id)
+        if append.expected_version is not None and append.expected_version != record.version:
+            raise VersionMismatchError(append.kind, record_id, append.expected_version,
+                                       record.version)
+        self._check_references(staged, spec.references, data)
+        if append.kind == "firm" and data.get("parent_firm_id"):
+            self._check_no_parent_cycle(staged, record_id, data["parent_firm_id"])
+        record.record(append.role, data)
+        return Outcome(append.kind, record_id, originator_id, record.version, False, True)
+
+    def _load(self, staged: Staged, kind: str, record_id: str) -> Record | None:
+        originator_id = record_uuid(kind, record_id)
+        if originator_id not in staged.records:
+            try:
+                staged.records[originator_id] = self.get_record(kind, record_id)
+            except RecordNotFoundError:
+                return None
+        return staged.records[originator_id]
+
+    @staticmethod
+    def _repeat_create(record: Record, data: dict[str, Any]) -> Outcome:
+        if record.state.created != data:
+            raise RecordConflictError(record.state.kind, record.record_id)
+        return Outcome(record.state.kind, record.record_id, record.id, 1, True, False)
+
+    def _check_references(
+        self, staged: Staged, references: dict[str, str], data: dict[str, Any]
+    ) -> None:
+        problems = []
+        for name, kind in references.items():
+            value = data.get(name)
+            for index, ref in _each(value):
+                if not self._exists(staged, kind, ref):
+                    loc: tuple[str | int, ...] = (name,) if index is None else (name, index)
+                    problems.append(FieldProblem(
+                        loc, f"no {kind.replace('_', ' ')} with id {ref!r}", "unknown_reference"
+                    ))
+        if problems:
+            raise InvalidRecordError(problems)
+
+    def _exists(self, staged: Staged, kind: str, record_id: str) -> bool:
+        originator_id = record_uuid(kind, record_id)
+        return originator_id in staged.records or self.has_record(kind, record_id)
+
+    def _check_no_parent_cycle(self, staged: Staged, firm_id: str, parent_id: str) -> None:
+        """Refuse a parent that is the firm itself or sits below it, on any date."""
+        seen: set[str] = set()
+        frontier = [parent_id]
+        while frontier:
+            current = frontier.pop()
+            if current == firm_id:
+                raise InvalidRecordError([FieldProblem(
+                    ("parent_firm_id",), f"firm {parent_id!r} is {firm_id!r} or owned by it",
+                    "parent_cycle")])
+            if current in seen:
+                continue
+            seen.add(current)
+            parent = self._load(staged, "firm", current)
+            if parent is not None:
+                frontier += _parents_ever(parent)
+
+
+def _each(value: Any) -> Sequence[tuple[int | None, str]]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return list(enumerate(value))
+    return [(None, value)]
+
+
+def _parents_ever(firm: Record) -> list[str]:
+    state = firm.state
+    candidates = [state.original.get("parent_firm_id")]
+    candidates += [c.fields.get("parent_firm_id") for c in state.changes]
+    return [p for p in candidates if p]

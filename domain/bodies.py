@@ -1,0 +1,302 @@
+"""The append bodies of api.md, one pydantic model each: the shape of every event's data.
+
+Validation here is about shape (types, patterns, countries, positive counts). Rules that need
+the record's history or other records (dates in order over time, references) live in
+`records.py` and the Ledger.
+"""
+
+from datetime import date
+from typing import Any, ClassVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
+
+from domain.rules import Rule
+from domain.types import Authority, Country, Name, Purpose, RecordId, Text, TransferMechanism
+
+
+class Body(BaseModel):
+    # Strict: a number in a string, or a string where a number belongs, is a client error.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    def data(self) -> dict[str, Any]:
+        """The event data this body records (JSON-native values)."""
+        return self.model_dump(mode="json", exclude={"id"})
+
+
+class Patch(Body):
+    """A body that names only some fields: a change, an amendment or a correction."""
+
+    CREATE: ClassVar[type[Body]]
+    CONTROL_FIELDS: ClassVar[frozenset[str]] = frozenset({"reason", "effective_from"})
+
+    @model_validator(mode="after")
+    def _names_fields(self) -> "Patch":
+        named = self.model_fields_set - self.CONTROL_FIELDS
+        if not named:
+            raise ValueError("name at least one field to change")
+        required = {n for n, f in self.CREATE.model_fields.items() if f.is_required()}
+        nulled = sorted(n for n in named & required if getattr(self, n) is None)
+        if nulled:
+            raise ValueError(f"required fields cannot be null: {', '.join(nulled)}")
+        return self
+
+    def data(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", include=self.model_fields_set)
+
+
+class Correction(Patch):
+    reason: Text | None = None
+
+
+class Change(Patch):
+    effective_from: date
+
+
+class Ending(Body):
+    """A termination, rescission, revocation or end: the thing no longer holds from the date."""
+
+    effective_from: date
+    reason: Text | None = None
+
+
+# chip models ---------------------------------------------------------------------------------
+
+
+class ChipModelRegistration(Body):
+    id: RecordId
+    vendor: Name
+    origin_country: Country
+    tpp: PositiveFloat
+    performance_density: PositiveFloat
+    memory_bandwidth_gbps: PositiveFloat | None = None
+
+
+class ChipModelCorrection(Correction):
+    CREATE = ChipModelRegistration
+    vendor: Name | None = None
+    origin_country: Country | None = None
+    tpp: PositiveFloat | None = None
+    performance_density: PositiveFloat | None = None
+    memory_bandwidth_gbps: PositiveFloat | None = None
+
+
+# firms -----------------------------------------------------------------------------------------
+
+
+class FirmRegistration(Body):
+    id: RecordId
+    name: Name
+    hq_country: Country
+    parent_firm_id: RecordId | None = None
+
+
+class FirmChange(Change):
+    CREATE = FirmRegistration
+    name: Name | None = None
+    hq_country: Country | None = None
+    parent_firm_id: RecordId | None = None
+
+
+class FirmCorrection(Correction):
+    CREATE = FirmRegistration
+    name: Name | None = None
+    hq_country: Country | None = None
+    parent_firm_id: RecordId | None = None
+
+
+# data centres ----------------------------------------------------------------------------------
+
+
+class DataCentreRegistration(Body):
+    id: RecordId
+    name: Name
+    country: Country
+    operator: Name
+    operator_hq_country: Country
+
+
+class DataCentreChange(Change):
+    CREATE = DataCentreRegistration
+    name: Name | None = None
+    country: Country | None = None
+    operator: Name | None = None
+    operator_hq_country: Country | None = None
+
+
+class DataCentreCorrection(Correction):
+    CREATE = DataCentreRegistration
+    name: Name | None = None
+    country: Country | None = None
+    operator: Name | None = None
+    operator_hq_country: Country | None = None
+
+
+# regulations -----------------------------------------------------------------------------------
+
+
+class RegulationEnactment(Body):
+    id: RecordId
+    authority: Authority
+    title: Name
+    citation: Name
+    effective_from: date
+    rule: Rule
+    published_on: date | None = None
+    compliance_from: date | None = None
+
+
+class RegulationAmendment(Body):
+    effective_from: date
+    rule: Rule
+
+
+class RegulationRescission(Ending):
+    announced_on: date | None = None
+
+
+# licences --------------------------------------------------------------------------------------
+
+
+class LicenceGrant(Body):
+    id: RecordId
+    authority: Authority
+    holder_firm_id: RecordId
+    chip_models: list[RecordId] = Field(min_length=1, max_length=100)
+    destination_countries: list[Country] = Field(min_length=1, max_length=250)
+    valid_from: date
+    valid_to: date | None = None
+    quantity: PositiveInt | None = None
+
+
+class LicenceRevocation(Ending):
+    pass
+
+
+# leases ----------------------------------------------------------------------------------------
+
+
+class LeaseSigning(Body):
+    id: RecordId
+    firm_id: RecordId
+    data_centre_id: RecordId
+    chip_model: RecordId
+    chip_count: PositiveInt
+    starts_on: date
+    purposes: list[Purpose] = Field(min_length=1, max_length=4)
+    ends_on: date | None = None
+
+
+class LeaseAmendment(Change):
+    CREATE = LeaseSigning
+    chip_count: PositiveInt | None = None
+    ends_on: date | None = None
+    purposes: list[Purpose] | None = Field(default=None, min_length=1, max_length=4)
+    chip_model: RecordId | None = None
+
+
+class LeaseTermination(Ending):
+    pass
+
+
+class DueDiligence(Body):
+    completed_on: date
+    reference: Name
+
+
+class LeaseCorrection(Correction):
+    CREATE = LeaseSigning
+    firm_id: RecordId | None = None
+    data_centre_id: RecordId | None = None
+    chip_model: RecordId | None = None
+    chip_count: PositiveInt | None = None
+    starts_on: date | None = None
+    ends_on: date | None = None
+    purposes: list[Purpose] | None = Field(default=None, min_length=1, max_length=4)
+
+
+# shipments -------------------------------------------------------------------------------------
+
+
+class ShipmentRecord(Body):
+    id: RecordId
+    chip_model: RecordId
+    quantity: PositiveInt
+    from_country: Country
+    to_country: Country
+    consignee_firm_id: RecordId
+    shipped_on: date
+    exporter: Name | None = None
+    licence_id: RecordId | None = None
+
+
+class ShipmentCorrection(Correction):
+    CREATE = ShipmentRecord
+    chip_model: RecordId | None = None
+    quantity: PositiveInt | None = None
+    from_country: Country | None = None
+    to_country: Country | None = None
+    consignee_firm_id: RecordId | None = None
+    shipped_on: date | None = None
+    exporter: Name | None = None
+    licence_id: RecordId | None = None
+
+
+# processing activities -------------------------------------------------------------------------
+
+
+def _one_location(fields: dict[str, Any]) -> None:
+    if (fields.get("data_centre_id") is None) == (fields.get("location_country") is None):
+        raise ValueError("give exactly one of data_centre_id and location_country")
+
+
+class ProcessingStart(Body):
+    id: RecordId
+    firm_id: RecordId
+    purpose: Purpose
+    data_subject_countries: list[Country] = Field(min_length=1, max_length=250)
+    sensitive: bool
+    starts_on: date
+    data_centre_id: RecordId | None = None
+    location_country: Country | None = None
+    subject_count: PositiveInt | None = None
+    transfer_mechanism: TransferMechanism | None = None
+    ends_on: date | None = None
+
+    @model_validator(mode="after")
+    def _located_once(self) -> "ProcessingStart":
+        _one_location(self.model_dump())
+        return self
+
+
+class _ProcessingPatchFields(BaseModel):
+    purpose: Purpose | None = None
+    data_subject_countries: list[Country] | None = Field(
+        default=None, min_length=1, max_length=250
+    )
+    sensitive: bool | None = None
+    data_centre_id: RecordId | None = None
+    location_country: Country | None = None
+    subject_count: PositiveInt | None = None
+    transfer_mechanism: TransferMechanism | None = None
+    ends_on: date | None = None
+
+
+class ProcessingChange(Change, _ProcessingPatchFields):
+    CREATE = ProcessingStart
+
+
+class ProcessingEnd(Ending):
+    pass
+
+
+class ProcessingCorrection(Correction, _ProcessingPatchFields):
+    CREATE = ProcessingStart
+    firm_id: RecordId | None = None
+    starts_on: date | None = None

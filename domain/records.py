@@ -1,0 +1,217 @@
+"""A record folded from its events, and its facts on any valid date. Pure: no I/O.
+
+The write side (aggregates) and the read side (records-as-of, the evaluator) fold events with
+the same code, so a record means the same thing wherever it is read.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from domain.errors import FieldProblem, InvalidRecordError
+from domain.kinds import KINDS, KindSpec, Role
+
+Facts = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """An event as the log holds it. Position is None for an event not yet recorded."""
+
+    type: str
+    data: Mapping[str, Any]
+    position: int | None = None
+
+
+@dataclass(frozen=True)
+class Dated:
+    """A change or amendment: named fields that hold from `effective_from` on."""
+
+    effective_from: date
+    fields: Mapping[str, Any]
+    seq: int
+
+
+@dataclass
+class RecordState:
+    spec: KindSpec
+    record_id: str
+    created: Facts = field(default_factory=dict)  # as first recorded
+    original: Facts = field(default_factory=dict)  # as first recorded, corrections applied
+    changes: list[Dated] = field(default_factory=list)
+    ended_from: date | None = None
+    ending: Mapping[str, Any] | None = None
+    diligence: list[Mapping[str, Any]] = field(default_factory=list)
+    version: int = 0
+    positions: list[int] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    def apply(self, event: LoggedEvent) -> None:
+        role = self.spec.role_of(event.type)
+        data = dict(event.data)
+        if role is Role.CREATE:
+            self.created = dict(data)
+            self.original = data
+        elif role is Role.CORRECT:
+            data.pop("reason", None)
+            self.original = _normalise(self.spec, {**self.original, **data}, data)
+        elif role is Role.CHANGE:
+            effective_from = date.fromisoformat(data.pop("effective_from"))
+            self.changes.append(Dated(effective_from, data, self.version))
+        elif role is Role.END:
+            self.ended_from = date.fromisoformat(data["effective_from"])
+            self.ending = data
+        else:
+            self.diligence.append(data)
+        self.version += 1
+        if event.position is not None:
+            self.positions.append(event.position)
+
+    def facts_on(self, day: date) -> Facts:
+        """The record's fields on `day`: the corrected original, then every change in force."""
+        facts = dict(self.original)
+        in_force = (c for c in self.changes if c.effective_from <= day)
+        for change in sorted(in_force, key=lambda c: (c.effective_from, c.seq)):
+            facts = _normalise(self.spec, {**facts, **change.fields}, change.fields)
+        return facts
+
+    def change_dates(self) -> list[date]:
+        return sorted({c.effective_from for c in self.changes})
+
+    def diligence_from(self) -> date | None:
+        """A lease's due diligence counts from the earliest `completed_on` recorded for it."""
+        days = [date.fromisoformat(d["completed_on"]) for d in self.diligence]
+        return min(days) if days else None
+
+    def start(self) -> date | None:
+        if self.spec.span is None:
+            return None
+        return _as_date(self.original.get(self.spec.span[0]))
+
+
+def fold(kind: str, record_id: str, events: Iterable[LoggedEvent]) -> RecordState:
+    state = RecordState(KINDS[kind], record_id)
+    for event in events:
+        state.apply(event)
+    return state
+
+
+def _normalise(spec: KindSpec, facts: Facts, patch: Mapping[str, Any]) -> Facts:
+    """An activity is either in a data centre or in a country: naming one clears the other."""
+    if spec.kind == "processing_activity":
+        if patch.get("data_centre_id") is not None and "location_country" not in patch:
+            facts["location_country"] = None
+        if patch.get("location_country") is not None and "data_centre_id" not in patch:
+            facts["data_centre_id"] = None
+    return facts
+
+
+def _as_date(value: Any) -> date | None:
+    return date.fromisoformat(value) if isinstance(value, str) else None
+
+
+# Invariants checked on the write side, before an event is accepted --------------------------
+
+
+def check_event(state: RecordState, event: LoggedEvent) -> None:
+    """Refuse an event that would make the record meaningless. Raises InvalidRecordError."""
+    role = state.spec.role_of(event.type)
+    problems: list[FieldProblem] = []
+    if role is Role.CHANGE:
+        problems += _check_change(state, date.fromisoformat(event.data["effective_from"]))
+    elif role is Role.END:
+        problems += _check_ending(state, date.fromisoformat(event.data["effective_from"]))
+    if problems:
+        raise InvalidRecordError(problems)
+    trial = RecordState(
+        state.spec,
+        state.record_id,
+        state.created,
+        dict(state.original),
+        list(state.changes),
+        state.ended_from,
+        state.ending,
+        list(state.diligence),
+        state.version,
+    )
+    trial.apply(event)
+    check_state(trial)
+
+
+def check_state(state: RecordState) -> None:
+    days = [None, *state.change_dates()]
+    problems: list[FieldProblem] = []
+    for day in days:
+        facts = state.original if day is None else state.facts_on(day)
+        problems += _check_facts(state.spec, facts, day)
+        if problems:
+            break
+    if problems:
+        raise InvalidRecordError(problems)
+
+
+def _check_facts(spec: KindSpec, facts: Facts, day: date | None) -> list[FieldProblem]:
+    when = f" (from {day.isoformat()})" if day else ""
+    problems = []
+    if spec.span and spec.span[1]:
+        start, end = spec.span
+        start_on, end_on = _as_date(facts.get(start)), _as_date(facts.get(end))
+        if start_on and end_on and end_on < start_on:
+            problems.append(
+                FieldProblem(
+                    (end,), f"{end} {end_on} is before {start} {start_on}{when}", "date_order"
+                )
+            )
+    if spec.kind == "processing_activity" and (
+        (facts.get("data_centre_id") is None) == (facts.get("location_country") is None)
+    ):
+        problems.append(
+            FieldProblem(
+                ("data_centre_id",),
+                f"give exactly one of data_centre_id and location_country{when}",
+            )
+        )
+    return problems
+
+
+def _check_change(state: RecordState, effective_from: date) -> list[FieldProblem]:
+    loc = ("effective_from",)
+    if state.ended_from is not None and effective_from >= state.ended_from:
+        return [
+            FieldProblem(
+                loc,
+                f"the {_label(state)} no longer holds from {state.ended_from}; "
+                f"nothing can change from {effective_from}",
+                "after_end",
+            )
+        ]
+    start = state.start()
+    if start is not None and effective_from < start:
+        return [FieldProblem(loc, f"{effective_from} is before the {_label(state)} starts "
+                                  f"on {start}", "before_start")]
+    return []
+
+
+def _check_ending(state: RecordState, effective_from: date) -> list[FieldProblem]:
+    loc = ("effective_from",)
+    if state.ended_from is not None:
+        return [FieldProblem(loc, f"the {_label(state)} already ended from {state.ended_from}",
+                             "already_ended")]
+    start = state.start()
+    if start is not None and effective_from < start:
+        return [FieldProblem(loc, f"{effective_from} is before the {_label(state)} starts on "
+                                  f"{start}", "before_start")]
+    if state.spec.span and state.spec.span[1]:
+        last = _as_date(state.facts_on(effective_from).get(state.spec.span[1]))
+        if last is not None and effective_from > last:
+            return [FieldProblem(loc, f"the {_label(state)} already ends on {last}",
+                                 "after_end")]
+    return []
+
+
+def _label(state: RecordState) -> str:
+    return f"{state.kind.replace('_', ' ')} {state.record_id}"

@@ -1,0 +1,1 @@
+"""What touches the outside: settings, storage, the composition root, logging, metrics."""

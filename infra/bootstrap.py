@@ -1,0 +1,74 @@
+"""The composition root: the one place where settings become a Ledger on a real backend.
+
+The database URL is mapped once onto the eventsourcing library's environment, and the backend
+is checked after construction: the library's default (in-memory POPO) must never slip in.
+"""
+
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+from domain.application import Ledger
+from infra.postgres import SealingPostgresRecorder
+from infra.settings import Settings
+from infra.sqlite import SealingSQLiteRecorder
+from infra.store import LogStore
+
+SQLITE_RECORDER = "infra.sqlite:SealingSQLiteRecorder"
+POSTGRES_RECORDER = "infra.postgres:SealingPostgresRecorder"
+
+
+def library_env(settings: Settings) -> dict[str, str]:
+    """The eventsourcing environment for our database URL."""
+    url = settings.database_url
+    if settings.backend == "sqlite":
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": url.removeprefix("sqlite:///") or "chipledger.db",
+            "SQLITE_LOCK_TIMEOUT": "10",
+            "APPLICATION_RECORDER_TOPIC": SQLITE_RECORDER,
+        }
+    parts = urlsplit(url)
+    query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": parts.path.lstrip("/") or "postgres",
+        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_SCHEMA": query.get("schema", "public"),
+        "POSTGRES_POOL_SIZE": str(settings.postgres_pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(settings.postgres_max_overflow),
+        "POSTGRES_LOCK_TIMEOUT": str(settings.postgres_lock_timeout),
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER,
+    }
+
+
+@dataclass
+class Container:
+    """What the entry points use: the Ledger and a reader of the sealed log."""
+
+    settings: Settings
+    ledger: Ledger
+    store: LogStore
+
+    def close(self) -> None:
+        self.ledger.close()
+
+
+def bootstrap(settings: Settings | None = None) -> Container:
+    settings = settings or Settings()
+    ledger = Ledger(env=library_env(settings))
+    recorder = ledger.recorder
+    expected = (SealingSQLiteRecorder, SQLiteApplicationRecorder) if settings.backend == "sqlite" \
+        else (SealingPostgresRecorder, PostgresApplicationRecorder)
+    if not isinstance(recorder, (SealingSQLiteRecorder, SealingPostgresRecorder)) or not \
+            isinstance(recorder, expected):
+        raise RuntimeError(f"unexpected recorder {type(recorder).__name__} for "
+                           f"{settings.backend}: refusing to run unsealed")
+    return Container(settings, ledger, LogStore(recorder.dialect))

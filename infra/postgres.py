@@ -1,0 +1,99 @@
+"""PostgreSQL: our recorder seals events under the library's table lock, in its transaction."""
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Cursor as PgCursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL
+
+from infra.store import API_KEYS, IDEMPOTENCY, SEALS, Cursor, seal_in_transaction
+
+
+class PostgresDialect:
+    events_id = "notification_id"
+
+    def __init__(self, datastore: PostgresDatastore, events_table_name: str) -> None:
+        self.datastore = datastore
+        schema = datastore.schema
+        self.schema = schema
+        self.events_table = f'"{schema}"."{events_table_name}"'
+        self.seals_table = f'"{schema}".{SEALS}'
+        self.idempotency_table = f'"{schema}".{IDEMPOTENCY}'
+        self.api_keys_table = f'"{schema}".{API_KEYS}'
+
+    def sql(self, statement: str) -> str:
+        return statement
+
+    def db_now(self, cursor: Cursor) -> datetime:
+        cursor.execute("SELECT clock_timestamp() AS now")
+        now: datetime = cursor.fetchone()["now"]
+        return now
+
+    def to_db_time(self, moment: datetime) -> datetime:
+        return moment
+
+    def from_db_time(self, value: Any) -> datetime:
+        assert isinstance(value, datetime)
+        return value
+
+    def to_db_uuid(self, value: UUID) -> UUID:
+        return value
+
+    def from_db_uuid(self, value: Any) -> UUID:
+        return value if isinstance(value, UUID) else UUID(str(value))
+
+    @contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[Cursor]:
+        with self.datastore.transaction(commit=commit) as cursor:
+            yield cursor
+
+
+def _ddl(dialect: PostgresDialect) -> list[str]:
+    s = dialect.schema
+    refuse = f'"{s}".chipledger_refuse_change'
+    statements = [
+        f"CREATE TABLE IF NOT EXISTS {dialect.seals_table} ("
+        "position bigint PRIMARY KEY, notification_id bigint NOT NULL UNIQUE, "
+        "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
+        "recorded_at timestamptz NOT NULL, prev_hash text NOT NULL, hash text NOT NULL, "
+        "UNIQUE (originator_id, originator_version))",
+        f"CREATE INDEX IF NOT EXISTS {SEALS}_recorded_at ON {dialect.seals_table} (recorded_at)",
+        f"CREATE TABLE IF NOT EXISTS {dialect.idempotency_table} (key text PRIMARY KEY, "
+        "request_hash text NOT NULL, status integer NOT NULL, answer jsonb NOT NULL, "
+        "created_at timestamptz NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {dialect.api_keys_table} (key_id text PRIMARY KEY, "
+        "name text NOT NULL, role text NOT NULL, key_hash text NOT NULL UNIQUE, "
+        "created_at timestamptz NOT NULL, revoked_at timestamptz)",
+        f"CREATE OR REPLACE FUNCTION {refuse}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN RAISE EXCEPTION 'chipledger: the ledger is append-only; % on % refused', "
+        "TG_OP, TG_TABLE_NAME USING ERRCODE = 'integrity_constraint_violation'; END $$",
+    ]
+    for name, table in (("events", dialect.events_table), ("seals", dialect.seals_table)):
+        statements += [
+            f"CREATE OR REPLACE TRIGGER chipledger_{name}_immutable BEFORE UPDATE OR DELETE "
+            f"ON {table} FOR EACH ROW EXECUTE FUNCTION {refuse}()",
+            f"CREATE OR REPLACE TRIGGER chipledger_{name}_no_truncate BEFORE TRUNCATE "
+            f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {refuse}()",
+        ]
+    return statements
+
+
+class SealingPostgresRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.dialect = PostgresDialect(datastore, self.events_table_name)
+        self.sql_create_statements += [SQL(s) for s in _ddl(self.dialect)]  # type: ignore[misc]
+
+    def _fetch_ids_after_insert_events(
+        self, curs: PgCursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        assert ids is not None
+        seal_in_transaction(self.dialect, curs, list(stored_events), list(ids), kwargs)
+        return ids

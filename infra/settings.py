@@ -1,0 +1,38 @@
+"""Settings from the environment (`CHIPLEDGER_*`), read once by the composition root."""
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AuthMode(StrEnum):
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHIPLEDGER_", env_ignore_empty=True,
+                                      extra="ignore")
+
+    database_url: str = "sqlite:///./chipledger.db"
+    auth: AuthMode = AuthMode.ENABLED
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    postgres_pool_size: int = Field(default=5, ge=1)
+    postgres_max_overflow: int = Field(default=20, ge=0)
+    postgres_lock_timeout: int = Field(default=5, ge=0)
+    webhook_allow_local: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("use sqlite:///path/to/file.db or postgresql://user:pass@host/db")
+        return url
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgres"]:
+        return "sqlite" if self.database_url.startswith("sqlite:") else "postgres"

@@ -1,0 +1,92 @@
+"""SQLite: the embedded default. Our recorder seals events in the writer's transaction."""
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+
+from infra.seal import format_time, parse_time
+from infra.store import API_KEYS, IDEMPOTENCY, SEALS, Cursor, seal_in_transaction
+
+_REFUSE = "SELECT RAISE(ABORT, 'chipledger: the ledger is append-only; {op} on {table} refused')"
+
+
+class SQLiteDialect:
+    events_table = "stored_events"
+    events_id = "rowid"
+    seals_table = SEALS
+    idempotency_table = IDEMPOTENCY
+    api_keys_table = API_KEYS
+
+    def __init__(self, datastore: SQLiteDatastore) -> None:
+        self.datastore = datastore
+
+    def sql(self, statement: str) -> str:
+        return statement.replace("%s", "?")
+
+    def db_now(self, cursor: Cursor) -> datetime:
+        cursor.execute("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now') AS now")
+        text = cursor.fetchone()["now"]
+        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+
+    def to_db_time(self, moment: datetime) -> str:
+        return format_time(moment)
+
+    def from_db_time(self, value: Any) -> datetime:
+        return parse_time(value)
+
+    def to_db_uuid(self, value: UUID) -> str:
+        return value.hex
+
+    def from_db_uuid(self, value: Any) -> UUID:
+        return UUID(value)
+
+    @contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[Cursor]:
+        with self.datastore.transaction(commit=commit) as cursor:
+            yield cursor
+
+
+def _immutable(table: str) -> list[str]:
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+        f"BEGIN {_REFUSE.format(op=op, table=table)}; END"
+        for op in ("UPDATE", "DELETE")
+    ]
+
+
+class SealingSQLiteRecorder(SQLiteApplicationRecorder):
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name)
+        self.dialect = SQLiteDialect(datastore)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {SEALS} ("
+            "position INTEGER PRIMARY KEY, notification_id INTEGER NOT NULL UNIQUE, "
+            "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
+            "recorded_at TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, "
+            "UNIQUE (originator_id, originator_version))",
+            f"CREATE INDEX IF NOT EXISTS {SEALS}_recorded_at ON {SEALS} (recorded_at)",
+            f"CREATE TABLE IF NOT EXISTS {IDEMPOTENCY} (key TEXT PRIMARY KEY, "
+            "request_hash TEXT NOT NULL, status INTEGER NOT NULL, answer TEXT NOT NULL, "
+            "created_at TEXT NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {API_KEYS} (key_id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+            "role TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, "
+            "revoked_at TEXT)",
+            *_immutable(self.events_table_name),
+            *_immutable(SEALS),
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        assert ids is not None
+        seal_in_transaction(self.dialect, c, list(stored_events), list(ids), kwargs)
+        return ids

@@ -1,0 +1,282 @@
+"""Reading and writing our tables beside the library's events table, on either backend.
+
+One class does the work; a `Dialect` holds what differs between SQLite and PostgreSQL
+(placeholders, table names, how ids and times are stored, the database clock).
+"""
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+
+from domain.aggregates import TOPIC_TO_TYPE
+from domain.kinds import KIND_BY_EVENT_TYPE
+from infra.seal import IdempotencyClaim, Seal, seal_batch
+
+SEALS = "chipledger_seals"
+IDEMPOTENCY = "chipledger_idempotency"
+API_KEYS = "chipledger_api_keys"
+
+
+class Cursor(Protocol):
+    def execute(self, sql: Any, params: Any = ..., /) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> Any: ...
+
+
+class Dialect(Protocol):
+    events_table: str  # qualified
+    events_id: str  # the events table's notification id column
+    seals_table: str
+    idempotency_table: str
+    api_keys_table: str
+
+    def sql(self, statement: str) -> str: ...
+    def db_now(self, cursor: Cursor) -> datetime: ...
+    def to_db_time(self, moment: datetime) -> Any: ...
+    def from_db_time(self, value: Any) -> datetime: ...
+    def to_db_uuid(self, value: UUID) -> Any: ...
+    def from_db_uuid(self, value: Any) -> UUID: ...
+    def transaction(self, *, commit: bool) -> AbstractContextManager[Cursor]: ...
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One event of the log with its seal."""
+
+    position: int
+    recorded_at: datetime
+    originator_id: UUID
+    originator_version: int
+    topic: str
+    state: bytes
+    prev_hash: str
+    hash: str
+
+    @property
+    def type(self) -> str:
+        return TOPIC_TO_TYPE.get(self.topic, self.topic)
+
+    @property
+    def kind(self) -> str:
+        return KIND_BY_EVENT_TYPE[self.type].kind
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        decoded: dict[str, Any] = json.loads(self.state)
+        return decoded
+
+    @property
+    def record_id(self) -> str:
+        return str(self.payload["record_id"])
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return dict(self.payload["data"])
+
+
+def seal_in_transaction(
+    dialect: Dialect,
+    cursor: Cursor,
+    stored_events: list[StoredEvent],
+    notification_ids: list[int],
+    kwargs: dict[str, Any],
+) -> list[Seal]:
+    """Seal just-inserted events and store the idempotency claim, in the events' transaction.
+
+    Called while the writer holds the events table's lock (PostgreSQL) or the database's
+    write lock (SQLite), so positions and hashes follow commit order.
+    """
+    cursor.execute(dialect.sql(
+        f"SELECT position, hash, recorded_at FROM {dialect.seals_table} "
+        "ORDER BY position DESC LIMIT 1"
+    ))
+    last = cursor.fetchone()
+    now = dialect.db_now(cursor)
+    if last is None:
+        last_position, last_hash, recorded_at = 0, "0" * 64, now
+    else:
+        last_position, last_hash = last["position"], last["hash"]
+        recorded_at = max(now, dialect.from_db_time(last["recorded_at"]))
+    seals = seal_batch(
+        last_position,
+        last_hash,
+        recorded_at,
+        [
+            (nid, _as_uuid(e.originator_id), e.originator_version, e.topic, e.state)
+            for nid, e in zip(notification_ids, stored_events, strict=True)
+        ],
+    )
+    for seal in seals:  # executemany is not pipelined by psycopg; a loop is
+        cursor.execute(
+            dialect.sql(
+                f"INSERT INTO {dialect.seals_table} (position, notification_id, originator_id, "
+                "originator_version, recorded_at, prev_hash, hash) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            ),
+            (
+                seal.position,
+                seal.notification_id,
+                dialect.to_db_uuid(seal.originator_id),
+                seal.originator_version,
+                dialect.to_db_time(seal.recorded_at),
+                seal.prev_hash,
+                seal.hash,
+            ),
+        )
+    claim: IdempotencyClaim | None = kwargs.get("idempotency")
+    if claim is not None:
+        cursor.execute(
+            dialect.sql(
+                f"INSERT INTO {dialect.idempotency_table} "
+                "(key, request_hash, status, answer, created_at) VALUES (%s, %s, %s, %s, %s)"
+            ),
+            (claim.key, claim.request_hash, claim.status, json.dumps(claim.answer(seals)),
+             dialect.to_db_time(recorded_at)),
+        )
+    sink: list[Seal] | None = kwargs.get("seals")
+    if sink is not None:
+        sink.clear()  # the library retries a failed transaction: keep only the last attempt
+        sink.extend(seals)
+    return seals
+
+
+def _as_uuid(value: UUID | str) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    request_hash: str
+    status: int
+    answer: Any
+
+
+@dataclass(frozen=True)
+class ApiKeyRow:
+    key_id: str
+    name: str
+    role: str
+    created_at: datetime
+
+
+class LogStore:
+    """Reads of the sealed log and our side tables."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        d = dialect
+        self._select_entries = (
+            f"SELECT s.position, s.recorded_at, s.originator_id, s.originator_version, "
+            f"s.prev_hash, s.hash, e.topic, e.state FROM {d.seals_table} s "
+            f"JOIN {d.events_table} e ON e.{d.events_id} = s.notification_id "
+        )
+
+    def _rows(self, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        with self.dialect.transaction(commit=False) as cursor:
+            cursor.execute(self.dialect.sql(statement), params)
+            return list(cursor.fetchall())
+
+    def _entry(self, row: Any) -> LogEntry:
+        return LogEntry(
+            position=row["position"],
+            recorded_at=self.dialect.from_db_time(row["recorded_at"]),
+            originator_id=self.dialect.from_db_uuid(row["originator_id"]),
+            originator_version=row["originator_version"],
+            topic=row["topic"],
+            state=bytes(row["state"]),
+            prev_hash=row["prev_hash"],
+            hash=row["hash"],
+        )
+
+    def head(self) -> LogEntry | None:
+        rows = self._rows(self._select_entries + "ORDER BY s.position DESC LIMIT 1")
+        return self._entry(rows[0]) if rows else None
+
+    def position_at(self, known_at: datetime) -> int:
+        """The last position recorded at or before `known_at` (0 when none)."""
+        rows = self._rows(
+            f"SELECT max(position) AS p FROM {self.dialect.seals_table} WHERE recorded_at <= %s",
+            (self.dialect.to_db_time(known_at),),
+        )
+        return int(rows[0]["p"] or 0)
+
+    def entries_for(self, originator_id: UUID, *, upto: int | None = None) -> list[LogEntry]:
+        statement = self._select_entries + "WHERE s.originator_id = %s "
+        params: list[Any] = [self.dialect.to_db_uuid(originator_id)]
+        if upto is not None:
+            statement += "AND s.position <= %s "
+            params.append(upto)
+        rows = self._rows(statement + "ORDER BY s.position", tuple(params))
+        return [self._entry(r) for r in rows]
+
+    def entries(self, *, after: int = 0, limit: int = 100) -> list[LogEntry]:
+        rows = self._rows(
+            self._select_entries + "WHERE s.position > %s ORDER BY s.position LIMIT %s",
+            (after, limit),
+        )
+        return [self._entry(r) for r in rows]
+
+    def iter_entries(self, *, after: int = 0, batch: int = 5000) -> Iterator[LogEntry]:
+        while True:
+            page = self.entries(after=after, limit=batch)
+            yield from page
+            if len(page) < batch:
+                return
+            after = page[-1].position
+
+    def seal_of(self, originator_id: UUID, version: int) -> LogEntry | None:
+        rows = self._rows(
+            self._select_entries + "WHERE s.originator_id = %s AND s.originator_version = %s",
+            (self.dialect.to_db_uuid(originator_id), version),
+        )
+        return self._entry(rows[0]) if rows else None
+
+    def stored_answer(self, key: str) -> StoredAnswer | None:
+        rows = self._rows(
+            f"SELECT request_hash, status, answer FROM {self.dialect.idempotency_table} "
+            "WHERE key = %s",
+            (key,),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        answer = row["answer"]
+        return StoredAnswer(row["request_hash"], row["status"],
+                            json.loads(answer) if isinstance(answer, str) else answer)
+
+    # API keys --------------------------------------------------------------------------------
+
+    def add_api_key(self, key_id: str, name: str, role: str, key_hash: str) -> None:
+        with self.dialect.transaction(commit=True) as cursor:
+            cursor.execute(
+                self.dialect.sql(
+                    f"INSERT INTO {self.dialect.api_keys_table} "
+                    "(key_id, name, role, key_hash, created_at) VALUES (%s, %s, %s, %s, %s)"
+                ),
+                (key_id, name, role, key_hash, self.dialect.to_db_time(self.dialect_now())),
+            )
+
+    def find_api_key(self, key_hash: str) -> ApiKeyRow | None:
+        rows = self._rows(
+            f"SELECT key_id, name, role, created_at FROM {self.dialect.api_keys_table} "
+            "WHERE key_hash = %s AND revoked_at IS NULL",
+            (key_hash,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return ApiKeyRow(r["key_id"], r["name"], r["role"],
+                         self.dialect.from_db_time(r["created_at"]))
+
+    def dialect_now(self) -> datetime:
+        with self.dialect.transaction(commit=False) as cursor:
+            return self.dialect.db_now(cursor)
+
+
+AnswerBuilder = Callable[[list[Seal]], Any]
