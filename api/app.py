@@ -1,0 +1,108 @@
+"""The FastAPI application: built by `create_app`, nothing done at import."""
+
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request, Response
+
+from api import appends, audit, ops, problems, reads
+from api.problems import Problem
+from infra.bootstrap import Container, bootstrap
+from infra.keys import KeyRing
+from infra.metrics import Metrics
+from infra.service import AppendService, ReadService
+from infra.settings import AuthMode, Settings
+
+log = structlog.get_logger("chipledger.api")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+    """Build the app. With no container, one is bootstrapped at startup and closed at
+    shutdown; a given container belongs to the caller."""
+    settings = container.settings if container else (settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = container is None
+        built = container or bootstrap(settings)
+        wire(app, built)
+        if settings.auth is AuthMode.DISABLED:
+            log.warning("auth_disabled", detail="CHIPLEDGER_AUTH=disabled: every request is "
+                        "served as admin, without a key. Never run this way in production.")
+        log.info("api_started", backend=settings.backend)
+        try:
+            yield
+        finally:
+            if owned:
+                built.close()
+
+    app = FastAPI(
+        title="chipledger",
+        version="0.1.0",
+        summary="Event-sourced, bitemporal audit ledger for AI-compute export control",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    problems.install(app)
+    appends.install(app)
+    reads.install(app)
+    audit.install(app)
+    ops.install(app)
+    app.middleware("http")(_observe)
+    return app
+
+
+def wire(app: FastAPI, container: Container) -> None:
+    app.state.container = container
+    app.state.appends = AppendService(container)
+    app.state.reads = ReadService(container)
+    app.state.keyring = KeyRing(container.store)
+
+
+def _route_template(request: Request) -> str:
+    """The matched route's template, so metrics stay low in cardinality."""
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "unmatched"))
+
+
+async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]
+                   ) -> Response:
+    """Bind a request id, then log one canonical line and record metrics per request."""
+    given = request.headers.get("x-request-id", "")
+    request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await call_next(request)
+        status = response.status_code
+    except Exception:
+        log.exception("request_failed", method=request.method, path=request.url.path)
+        response = Problem(500, "Internal server error",
+                           f"request {request_id} failed; see the server log").response()
+    finally:
+        elapsed = time.perf_counter() - started
+        route = _route_template(request)
+        metrics: Metrics = request.app.state.metrics
+        metrics.requests.labels(request.method, route, str(status)).inc()
+        metrics.latency.labels(request.method, route).observe(elapsed)
+        principal = getattr(request.state, "principal", None)
+        log.info(
+            "request",
+            method=request.method,
+            path=request.url.path,
+            route=route,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+            key_id=principal.key_id if principal else None,
+            role=principal.role.value if principal else None,
+        )
+    response.headers["X-Request-ID"] = request_id
+    return response

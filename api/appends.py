@@ -1,0 +1,234 @@
+"""Every append endpoint of api.md, generated from the kinds table, plus `/v1/events:batch`.
+
+Bodies are read raw and validated strictly from JSON (a number in a string is refused), so
+the same parser serves single appends, batch lines and `chipledger import`.
+"""
+
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import Writer
+from api.problems import Problem, invalid, pydantic_errors
+from domain.application import Append
+from domain.ids import is_record_id
+from domain.kinds import BY_COLLECTION, KINDS, KindSpec, Role
+from infra.service import Answer, AppendService, request_fingerprint
+
+BATCH_MEDIA_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-seq")
+MAX_BATCH_LINES = 100_000
+
+
+def action_segment(spec: KindSpec, role: Role) -> str:
+    """The URL segment of a later append: /v1/{collection}/{id}/{segment}."""
+    if role is Role.CORRECT:
+        return "corrections"
+    if role is Role.DILIGENCE:
+        return "due-diligence"
+    if role is Role.CHANGE:
+        return "amendments" if spec.kind in ("regulation", "lease") else "changes"
+    return {"regulation": "rescission", "licence": "revocation", "lease": "termination",
+            "processing_activity": "end"}[spec.kind]
+
+
+ACTIONS: dict[tuple[str, str], Role] = {
+    (spec.collection, action_segment(spec, role)): role
+    for spec in KINDS.values()
+    for role in spec.bodies
+    if role is not Role.CREATE
+}
+
+
+def parse_append(
+    spec: KindSpec,
+    role: Role,
+    raw: bytes | str,
+    *,
+    record_id: str | None = None,
+    expected_version: int | None = None,
+    prefix: tuple[str | int, ...] = ("body",),
+) -> Append:
+    """Validate one body; raises Problem(422) naming every bad field."""
+    model = spec.bodies[role]
+    try:
+        body = model.model_validate_json(raw)
+    except ValidationError as error:
+        raise invalid(pydantic_errors(error, prefix)) from None
+    return Append(spec.kind, role, body, record_id, expected_version)
+
+
+def parse_batch_line(line: str | bytes, number: int) -> Append:
+    """A batch line: {"type": "leases", "body": {...}} or, for a later append,
+    {"type": "leases/amendments", "id": "l-1", "body": {...}} (also "leases/l-1/amendments")."""
+    where: tuple[str | int, ...] = ("body", number)
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise invalid([_err(where, f"malformed JSON: {error.msg}", "json_invalid")]) from None
+    if not isinstance(item, dict) or set(item) - {"type", "id", "body"} or "body" not in item \
+            or not isinstance(item.get("type"), str):
+        raise invalid([_err(where, 'expected {"type": "...", "id"?: "...", "body": {...}}',
+                            "batch_line")])
+    spec, role, record_id = _resolve_type(item["type"], item.get("id"), where)
+    return parse_append(spec, role, json.dumps(item["body"]), record_id=record_id,
+                        prefix=(*where, "body"))
+
+
+def _resolve_type(type_: str, record_id: Any, where: tuple[str | int, ...]
+                  ) -> tuple[KindSpec, Role, str | None]:
+    parts = type_.strip("/").split("/")
+    if len(parts) == 3:
+        parts, record_id = [parts[0], parts[2]], parts[1]
+    spec = BY_COLLECTION.get(parts[0])
+    if spec is None:
+        raise invalid([_err((*where, "type"), f"unknown record type {parts[0]!r}",
+                            "unknown_type")])
+    if len(parts) == 1:
+        return spec, Role.CREATE, None
+    role = ACTIONS.get((parts[0], parts[1]))
+    if role is None or len(parts) != 2:
+        raise invalid([_err((*where, "type"), f"unknown append {type_!r}", "unknown_type")])
+    if not isinstance(record_id, str) or not is_record_id(record_id):
+        raise invalid([_err((*where, "id"), "a later append needs the record's id",
+                            "missing_id")])
+    return spec, role, record_id
+
+
+def _err(loc: tuple[str | int, ...], msg: str, kind: str) -> dict[str, Any]:
+    return {"loc": list(loc), "field": ".".join(map(str, loc)), "msg": msg, "type": kind}
+
+
+async def read_body(request: Request) -> bytes:
+    limit: int = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Problem(413, "Payload too large", f"bodies are limited to {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, "Payload too large", f"bodies are limited to {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise invalid([_err(("header", "Idempotency-Key"), "use 1 to 255 printable characters",
+                            "idempotency_key")])
+    return key
+
+
+def _if_match(request: Request) -> int | None:
+    value = request.headers.get("if-match")
+    if value is None:
+        return None
+    text = value.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise invalid([_err(("header", "If-Match"), "If-Match takes a record version number",
+                            "if_match")])
+    return int(text)
+
+
+async def run_appends(request: Request, appends: list[Append], raw: bytes, *,
+                      batch: bool) -> JSONResponse:
+    service: AppendService = request.app.state.appends
+    key = _idempotency_key(request)
+    fingerprint = request_fingerprint(request.method, request.url.path, raw)
+    answer: Answer = await run_in_threadpool(
+        service.append, appends, batch=batch, idempotency_key=key, fingerprint=fingerprint
+    )
+    for kind in answer.appended:
+        request.app.state.metrics.appended.labels(kind).inc()
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
+    if not batch:
+        headers["ETag"] = f'"{answer.body["version"]}"'
+    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
+
+
+Handler = Callable[..., Coroutine[Any, Any, JSONResponse]]
+
+
+def _create_handler(spec: KindSpec) -> Handler:
+    async def create(request: Request, _: Writer) -> JSONResponse:
+        raw = await read_body(request)
+        return await run_appends(request, [parse_append(spec, Role.CREATE, raw)], raw,
+                                 batch=False)
+
+    return create
+
+
+def _action_handler(spec: KindSpec, role: Role) -> Handler:
+    async def act(request: Request, record_id: str, _: Writer) -> JSONResponse:
+        if not is_record_id(record_id):
+            raise Problem(404, "Not found", f"no {spec.kind.replace('_', ' ')} with id "
+                                            f"{record_id!r}")
+        raw = await read_body(request)
+        append = parse_append(spec, role, raw, record_id=record_id,
+                              expected_version=_if_match(request))
+        return await run_appends(request, [append], raw, batch=False)
+
+    return act
+
+
+async def append_batch(request: Request, _: Writer) -> JSONResponse:
+    """Append many records in one transaction: all or nothing."""
+    media = request.headers.get("content-type", "").split(";")[0].strip()
+    if media not in BATCH_MEDIA_TYPES:
+        raise Problem(415, "Unsupported media type", "send application/x-ndjson, one "
+                      '{"type", "body"} per line')
+    raw = await read_body(request)
+    lines = [(n, line) for n, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1)
+             if line.strip()]
+    if not lines:
+        raise invalid([_err(("body",), "the batch is empty", "empty_batch")])
+    if len(lines) > MAX_BATCH_LINES:
+        raise invalid([_err(("body",), f"at most {MAX_BATCH_LINES} lines a batch",
+                            "batch_too_large")])
+    appends, errors = [], []
+    for number, line in lines:
+        try:
+            appends.append(parse_batch_line(line, number))
+        except Problem as problem:
+            errors += problem.errors
+    if errors:
+        raise invalid(errors)
+    return await run_appends(request, appends, raw, batch=True)
+
+
+def _schema(model: Any) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": model.model_json_schema()}}}}
+
+
+def install(app: FastAPI) -> None:
+    router = APIRouter(prefix="/v1", tags=["appends"])
+    for spec in KINDS.values():
+        create = spec.bodies[Role.CREATE]
+        router.add_api_route(
+            f"/{spec.collection}", _create_handler(spec), methods=["POST"], status_code=201,
+            name=f"create_{spec.kind}", summary=f"Record a new {spec.kind.replace('_', ' ')}",
+            openapi_extra=_schema(create),
+        )
+        for role, model in spec.bodies.items():
+            if role is Role.CREATE:
+                continue
+            segment = action_segment(spec, role)
+            router.add_api_route(
+                f"/{spec.collection}/{{record_id}}/{segment}", _action_handler(spec, role),
+                methods=["POST"], name=f"{spec.kind}_{segment.replace('-', '_')}",
+                summary=f"Record {spec.events[role]}", openapi_extra=_schema(model),
+            )
+    router.add_api_route(
+        "/events:batch", append_batch, methods=["POST"], name="append_batch",
+        summary="Append many records, all or nothing (application/x-ndjson)",
+    )
+    app.include_router(router)

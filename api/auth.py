@@ -1,0 +1,49 @@
+"""Bearer API keys and roles, enforced by one dependency per route."""
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.problems import Problem
+from infra.keys import KeyRing, Permission, Principal, Role
+from infra.settings import AuthMode
+
+ANONYMOUS_ADMIN = Principal("auth-disabled", "auth disabled", Role.ADMIN)
+
+
+def require(permission: Permission) -> Callable[[Request], Principal]:
+    """A dependency that admits only keys whose role grants `permission`."""
+
+    def check(request: Request) -> Principal:
+        state = request.app.state
+        if state.settings.auth is AuthMode.DISABLED:
+            request.state.principal = ANONYMOUS_ADMIN
+            return ANONYMOUS_ADMIN
+        principal = _authenticate(state.keyring, request.headers.get("authorization", ""))
+        request.state.principal = principal  # for the request's canonical log line
+        if not principal.may(permission):
+            raise Problem(403, "Forbidden",
+                          f"role {principal.role.value!r} may not {permission.value}")
+        return principal
+
+    check.required_permission = permission  # type: ignore[attr-defined]
+    return check
+
+
+def _authenticate(keyring: KeyRing, header: str) -> Principal:
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Problem(401, "Unauthorized", "send Authorization: Bearer <api key>",
+                      headers={"WWW-Authenticate": "Bearer"})
+    principal = keyring.authenticate(key.strip())
+    if principal is None:
+        raise Problem(401, "Unauthorized", "unknown or revoked API key",
+                      headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+Reader = Annotated[Principal, Depends(require(Permission.READ))]
+Writer = Annotated[Principal, Depends(require(Permission.WRITE))]
+Auditor = Annotated[Principal, Depends(require(Permission.AUDIT))]
+Admin = Annotated[Principal, Depends(require(Permission.ADMIN))]

@@ -1,0 +1,148 @@
+"""The `chipledger` command line: the same contract as the HTTP API."""
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from api.appends import parse_batch_line
+from api.audit import export_lines
+from api.problems import Problem
+from domain.errors import LedgerError
+from infra.bootstrap import Container, bootstrap
+from infra.keys import KeyRing, Role
+from infra.logging import configure_logging
+from infra.service import AppendService, ReadService, request_fingerprint
+from infra.settings import Settings
+
+cli = typer.Typer(name="chipledger", no_args_is_help=True, add_completion=False,
+                  help="Event-sourced audit ledger for AI-compute export control.")
+keys = typer.Typer(no_args_is_help=True, help="API keys.")
+cli.add_typer(keys, name="keys")
+err = Console(stderr=True)
+
+
+def _start() -> Container:
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return bootstrap(settings)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    no_workers: Annotated[bool, typer.Option(
+        "--no-workers", help="serve the API only; run `chipledger worker` elsewhere")] = False,
+) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    app = create_app(settings)
+    app.state.run_workers = not no_workers
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+
+
+@keys.command("create")
+def keys_create(
+    role: Annotated[Role, typer.Option(help="reader, writer, auditor or admin")],
+    name: Annotated[str, typer.Option(help="a label for the key")] = "",
+) -> None:
+    """Create an API key. The key is printed once, alone on the last line."""
+    container = _start()
+    try:
+        key_id, key = KeyRing(container.store).create(role, name)
+    finally:
+        container.close()
+    err.print(f"created {role.value} key {key_id}; store it now, it is not shown again")
+    print(key)
+
+
+@cli.command()
+def verify() -> None:
+    """Recompute the hash chain. Exits 1 and names the first bad position on a mismatch."""
+    container = _start()
+    try:
+        result = ReadService(container).verify()
+    finally:
+        container.close()
+    if result.ok:
+        print(f"ok: verified {result.verified_through} events; head hash {result.head_hash}")
+        return
+    print(f"MISMATCH at position {result.first_mismatch}: {result.reason} "
+          f"(verified through {result.verified_through})")
+    raise typer.Exit(1)
+
+
+@cli.command()
+def export(
+    file: Annotated[Path | None, typer.Argument(help="output file; default stdout")] = None,
+) -> None:
+    """Write the whole log with its hashes as NDJSON, verifiable offline."""
+    container = _start()
+    try:
+        out = file.open("w", encoding="utf-8") if file else sys.stdout
+        try:
+            for line in export_lines(container.store):
+                out.write(line)
+        finally:
+            if file:
+                out.close()
+    finally:
+        container.close()
+
+
+@cli.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="NDJSON, one batch line per record event")],
+) -> None:
+    """Append every line of FILE in one transaction: all or nothing."""
+    raw = file.read_bytes()
+    lines = [(n, line) for n, line in enumerate(raw.decode("utf-8").splitlines(), 1)
+             if line.strip()]
+    container = _start()
+    try:
+        appends, problems = [], []
+        with _progress() as progress:
+            task = progress.add_task("validating", total=len(lines))
+            for number, line in lines:
+                try:
+                    appends.append(parse_batch_line(line, number))
+                except Problem as problem:
+                    problems += problem.errors
+                progress.advance(task)
+        if problems:
+            for problem in problems[:20]:
+                err.print(f"line {problem['loc'][1]}: {problem['field']}: {problem['msg']}")
+            err.print(f"{len(problems)} problem(s); nothing imported")
+            raise typer.Exit(1)
+        with err.status(f"appending {len(appends)} events in one transaction"):
+            answer = AppendService(container).append(
+                appends, batch=True,
+                fingerprint=request_fingerprint("IMPORT", str(file), raw),
+            )
+    except LedgerError as error:
+        err.print(f"refused: {error}; nothing imported")
+        raise typer.Exit(1) from None
+    finally:
+        container.close()
+    positions = answer.body["positions"]
+    span = f"positions {positions[0]}-{positions[-1]}" if positions else "no new events"
+    print(f"imported {answer.body['count']} lines: {answer.body['appended']} events ({span})")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,49 @@
+"""Liveness, readiness and metrics."""
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import Reader
+from infra.metrics import CONTENT_TYPE_LATEST
+
+
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """The database answers; the body says how far the log has come."""
+    store = request.app.state.container.store
+    try:
+        head = await run_in_threadpool(store.head)
+    except Exception as error:  # any failure to reach the database means not ready
+        return JSONResponse({"status": "unavailable", "database": type(error).__name__},
+                            status_code=503)
+    body: dict[str, Any] = {
+        "status": "ready",
+        "database": "ok",
+        "backend": request.app.state.settings.backend,
+        "head_position": head.position if head else 0,
+        "projections": {},
+    }
+    return JSONResponse(body)
+
+
+async def metrics(request: Request, _: Reader) -> Response:
+    """Prometheus text exposition."""
+    state = request.app.state
+    head = await run_in_threadpool(state.container.store.head)
+    state.metrics.head_position.set(head.position if head else 0)
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def install(app: FastAPI) -> None:
+    router = APIRouter(tags=["operations"])
+    router.add_api_route("/healthz", healthz, methods=["GET"], name="healthz")
+    router.add_api_route("/readyz", readyz, methods=["GET"], name="readyz")
+    router.add_api_route("/metrics", metrics, methods=["GET"], name="metrics")
+    app.include_router(router)

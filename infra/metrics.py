@@ -1,0 +1,39 @@
+"""Prometheus metrics, one registry per running app (tests build many apps in one process)."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "chipledger_http_requests", "HTTP requests by route and status",
+            ["method", "route", "status"], registry=self.registry,
+        )
+        self.latency = Histogram(
+            "chipledger_http_request_duration_seconds", "HTTP request latency",
+            ["method", "route"], registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.appended = Counter(
+            "chipledger_events_appended", "Events appended to the log, by kind",
+            ["kind"], registry=self.registry,
+        )
+        self.head_position = Gauge(
+            "chipledger_log_head_position", "Position of the last sealed event",
+            registry=self.registry,
+        )
+        self.projection_lag = Gauge(
+            "chipledger_projection_lag_events", "Events the read models have yet to process",
+            ["projection"], registry=self.registry,
+        )
+        self.webhook_deliveries = Gauge(
+            "chipledger_webhook_deliveries", "Webhook deliveries by state",
+            ["state"], registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,256 @@
+"""The use cases the entry points share: appends with idempotency and retries, and reads of
+records as of a valid date and as known at a record time."""
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import structlog
+from eventsourcing.persistence import IntegrityError
+
+from domain.application import Append, Outcome, Staged
+from domain.errors import LedgerError, RecordNotFoundError
+from domain.ids import record_uuid
+from domain.kinds import KINDS
+from domain.records import LoggedEvent, fold
+from infra.bootstrap import Container
+from infra.seal import IdempotencyClaim, Seal, format_time
+from infra.store import LogEntry
+from infra.verify import Verification, verify_chain
+
+log = structlog.get_logger("chipledger.service")
+
+MAX_ATTEMPTS = 5
+
+
+class IdempotencyKeyReusedError(LedgerError):
+    def __str__(self) -> str:
+        return "this Idempotency-Key was used before with a different request"
+
+
+class ConcurrentAppendError(LedgerError):
+    def __str__(self) -> str:
+        return "the record kept changing under concurrent appends; try again"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any
+    replayed: bool = False
+    appended: tuple[str, ...] = ()  # the kind of each event appended
+
+
+def request_fingerprint(method: str, path: str, body: bytes) -> str:
+    return hashlib.sha256(f"{method} {path}\n".encode() + body).hexdigest()
+
+
+class AppendService:
+    def __init__(self, container: Container) -> None:
+        self.ledger = container.ledger
+        self.store = container.store
+
+    def append(
+        self,
+        appends: Sequence[Append],
+        *,
+        batch: bool = False,
+        idempotency_key: str | None = None,
+        fingerprint: str = "",
+    ) -> Answer:
+        for _ in range(MAX_ATTEMPTS):
+            if idempotency_key is not None:
+                earlier = self._earlier_answer(idempotency_key, fingerprint)
+                if earlier is not None:
+                    return earlier
+            staged = self.ledger.stage(appends)
+            status = self._status(staged, batch)
+            known = self._known_seals(staged)
+            build = _AnswerBuilder(staged.outcomes, known, batch)
+            if not staged.pending:
+                return Answer(status, build([]))
+            seals: list[Seal] = []
+            claim = None
+            if idempotency_key is not None:
+                claim = IdempotencyClaim(idempotency_key, fingerprint, status, build)
+            try:
+                self.ledger.commit(staged, seals=seals, idempotency=claim)
+            except IntegrityError:
+                log.info("append_conflict_retry", records=[o.record_id for o in staged.outcomes])
+                continue
+            kinds = {o.originator_id: o.kind for o in staged.outcomes}
+            return Answer(status, build(seals), appended=tuple(kinds[s.originator_id]
+                                                                for s in seals))
+        raise ConcurrentAppendError()
+
+    def _earlier_answer(self, key: str, fingerprint: str) -> Answer | None:
+        stored = self.store.stored_answer(key)
+        if stored is None:
+            return None
+        if stored.request_hash != fingerprint:
+            raise IdempotencyKeyReusedError()
+        return Answer(stored.status, stored.answer, replayed=True)
+
+    @staticmethod
+    def _status(staged: Staged, batch: bool) -> int:
+        if batch:
+            return 201 if staged.pending else 200
+        outcome = staged.outcomes[-1]
+        return 201 if outcome.created and outcome.appended else 200
+
+    def _known_seals(self, staged: Staged) -> dict[tuple[Any, int], Seal]:
+        """Seals of records that a repeated create leaves as they were (no new event)."""
+        known = {}
+        for outcome in staged.outcomes:
+            if not outcome.appended:
+                entry = self.store.seal_of(outcome.originator_id, outcome.version)
+                if entry is not None:
+                    known[(outcome.originator_id, outcome.version)] = _seal_of(entry)
+        return known
+
+
+def _seal_of(entry: LogEntry) -> Seal:
+    return Seal(entry.position, 0, entry.originator_id, entry.originator_version,
+                entry.recorded_at, entry.prev_hash, entry.hash)
+
+
+class _AnswerBuilder:
+    def __init__(self, outcomes: list[Outcome], known: dict[tuple[Any, int], Seal],
+                 batch: bool) -> None:
+        self.outcomes, self.known, self.batch = outcomes, known, batch
+
+    def __call__(self, seals: list[Seal]) -> Any:
+        by_event = {**self.known, **{(s.originator_id, s.originator_version): s for s in seals}}
+        results = [self._result(o, by_event) for o in self.outcomes]
+        if not self.batch:
+            return results[-1]
+        return {
+            "count": len(results),
+            "appended": len(seals),
+            "positions": [s.position for s in sorted(seals, key=lambda s: s.position)],
+            "results": results,
+        }
+
+    @staticmethod
+    def _result(outcome: Outcome, by_event: dict[tuple[Any, int], Seal]) -> dict[str, Any]:
+        seal = by_event[(outcome.originator_id, outcome.version)]
+        return {
+            "kind": outcome.kind,
+            "id": outcome.record_id,
+            "version": outcome.version,
+            "position": seal.position,
+            "recorded_at": format_time(seal.recorded_at),
+        }
+
+
+# Reads ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordView:
+    kind: str
+    record_id: str
+    as_of: date
+    known_at: datetime
+    position: int
+    version: int
+    lifecycle: str  # pending | active | ended
+    facts: dict[str, Any]
+    ended_from: date | None
+    due_diligence_from: date | None
+    last_recorded_at: datetime
+
+
+class ReadService:
+    def __init__(self, container: Container) -> None:
+        self.store = container.store
+
+    def known_position(self, known_at: datetime | None) -> int:
+        if known_at is None:
+            head = self.store.head()
+            return head.position if head else 0
+        return self.store.position_at(known_at)
+
+    def record(self, kind: str, record_id: str, as_of: date, known_at: datetime) -> RecordView:
+        position = self.store.position_at(known_at)
+        entries = self.store.entries_for(record_uuid(kind, record_id), upto=position)
+        if not entries:
+            raise RecordNotFoundError(kind, record_id)
+        state = fold(kind, record_id, _logged(entries))
+        return RecordView(
+            kind=kind,
+            record_id=record_id,
+            as_of=as_of,
+            known_at=known_at,
+            position=position,
+            version=state.version,
+            lifecycle=_lifecycle(state.spec.span, state.facts_on(as_of), state.ended_from, as_of),
+            facts=state.facts_on(as_of),
+            ended_from=state.ended_from,
+            due_diligence_from=state.diligence_from(),
+            last_recorded_at=entries[-1].recorded_at,
+        )
+
+    def history(self, kind: str, record_id: str) -> list[LogEntry]:
+        entries = self.store.entries_for(record_uuid(kind, record_id))
+        if not entries:
+            raise RecordNotFoundError(kind, record_id)
+        return entries
+
+    def verify(self) -> Verification:
+        result = verify_chain(self.store.iter_entries())
+        log.info("chain_verified", ok=result.ok, verified_through=result.verified_through,
+                 first_mismatch=result.first_mismatch)
+        return result
+
+
+def _logged(entries: Iterable[LogEntry]) -> list[LoggedEvent]:
+    return [LoggedEvent(e.type, e.data, e.position) for e in entries]
+
+
+def _lifecycle(
+    span: tuple[str, str | None] | None, facts: dict[str, Any], ended_from: date | None,
+    as_of: date,
+) -> str:
+    if ended_from is not None and as_of >= ended_from:
+        return "ended"
+    if span is None:
+        return "active"
+    start, end = span
+    if facts.get(start) and as_of < date.fromisoformat(facts[start]):
+        return "pending"
+    if end and facts.get(end) and as_of > date.fromisoformat(facts[end]):
+        return "ended"
+    return "active"
+
+
+def entry_json(entry: LogEntry) -> dict[str, Any]:
+    """An event as the API and exports show it."""
+    return {
+        "position": entry.position,
+        "recorded_at": format_time(entry.recorded_at),
+        "kind": entry.kind,
+        "record_id": entry.record_id,
+        "type": entry.type,
+        "version": entry.originator_version,
+        "data": entry.data,
+        "hash": entry.hash,
+    }
+
+
+def export_line(entry: LogEntry) -> str:
+    """One line of an export: the event as shown, plus what offline verification needs."""
+    line = entry_json(entry)
+    line |= {
+        "originator_id": str(entry.originator_id),
+        "topic": entry.topic,
+        "state": entry.state.decode(),
+        "prev_hash": entry.prev_hash,
+    }
+    return json.dumps(line, separators=(",", ":"), sort_keys=True)
+
+
+KIND_NAMES = tuple(KINDS)
