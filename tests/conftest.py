@@ -1,0 +1,105 @@
+"""Fixtures that run the same tests on SQLite and on PostgreSQL.
+
+PostgreSQL tests need CHIPLEDGER_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1/test).
+Without it they skip, saying why; with CHIPLEDGER_REQUIRE_POSTGRES=1 (as in CI) they fail.
+Each PostgreSQL test gets a schema of its own, dropped afterwards.
+"""
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from infra.bootstrap import Container, bootstrap
+from infra.keys import KeyRing, Role
+from infra.settings import Settings
+
+
+POSTGRES_URL = os.environ.get("CHIPLEDGER_TEST_POSTGRES_URL", "")
+REQUIRE_POSTGRES = os.environ.get("CHIPLEDGER_REQUIRE_POSTGRES") == "1"
+BACKENDS = ["sqlite", "postgres"]
+
+
+def postgres_schema_url(schema: str) -> str:
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{separator}schema={schema}"
+
+
+def _admin_url() -> str:
+    return POSTGRES_URL.split("?")[0]
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    if not POSTGRES_URL:
+        reason = "PostgreSQL tests need CHIPLEDGER_TEST_POSTGRES_URL"
+        if REQUIRE_POSTGRES:
+            pytest.fail(reason + " (CHIPLEDGER_REQUIRE_POSTGRES=1)")
+        pytest.skip(reason)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_admin_url(), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield postgres_schema_url(schema)
+    finally:
+        with psycopg.connect(_admin_url(), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses the database runs once per backend."""
+    if "database_url" in metafunc.fixturenames and "backend_fixed" not in metafunc.fixturenames:
+        metafunc.parametrize("database_url", BACKENDS, indirect=True)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, auth="enabled", log_format="console")
+
+
+@pytest.fixture
+def container(settings: Settings) -> Iterator[Container]:
+    built = bootstrap(settings)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+@pytest.fixture
+def client(container: Container) -> Iterator[TestClient]:
+    with TestClient(create_app(container=container)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def api_keys(container: Container) -> dict[Role, str]:
+    ring = KeyRing(container.store)
+    return {role: ring.create(role)[1] for role in Role}
+
+
+@pytest.fixture
+def as_role(api_keys: dict[Role, str]) -> Callable[[str], dict[str, str]]:
+    def headers(role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_keys[Role(role)]}"}
+
+    return headers
+
+
+@pytest.fixture
+def writer(as_role: Callable[[str], dict[str, str]]) -> dict[str, str]:
+    return as_role("writer")
+
+
+@pytest.fixture
+def admin(as_role: Callable[[str], dict[str, str]]) -> dict[str, str]:
+    return as_role("admin")
