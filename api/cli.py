@@ -120,8 +120,8 @@ def import_(
                     problems += problem.errors
                 progress.advance(task)
         if problems:
-            for problem in problems[:20]:
-                err.print(f"line {problem['loc'][1]}: {problem['field']}: {problem['msg']}")
+            for entry in problems[:20]:
+                err.print(f"line {entry['loc'][1]}: {entry['field']}: {entry['msg']}")
             err.print(f"{len(problems)} problem(s); nothing imported")
             raise typer.Exit(1)
         with err.status(f"appending {len(appends)} events in one transaction"):

@@ -39,7 +39,7 @@ class Append:
 
     @property
     def target_id(self) -> str:
-        return self.record_id if self.record_id is not None else str(getattr(self.body, "id"))
+        return self.record_id if self.record_id is not None else str(vars(self.body)["id"])
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class Staged:
         return [r for r in self.records.values() if r.pending_events]
 
 
-class Ledger(Application):
+class Ledger(Application[UUID]):
     name = "Ledger"
 
     def get_record(self, kind: str, record_id: str) -> Record:
@@ -92,7 +92,7 @@ class Ledger(Application):
                 raise
         return staged
 
-    def commit(self, staged: Staged, **save_kwargs: Any) -> list[Recording]:
+    def commit(self, staged: Staged, **save_kwargs: Any) -> list[Recording[UUID]]:
         pending = staged.pending
         if not pending:
             return []

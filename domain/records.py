@@ -158,7 +158,7 @@ def _check_facts(spec: KindSpec, facts: Facts, day: date | None) -> list[FieldPr
     when = f" (from {day.isoformat()})" if day else ""
     problems = []
     if spec.span and spec.span[1]:
-        start, end = spec.span
+        start, end = spec.span[0], spec.span[1]
         start_on, end_on = _as_date(facts.get(start)), _as_date(facts.get(end))
         if start_on and end_on and end_on < start_on:
             problems.append(

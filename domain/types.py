@@ -16,7 +16,9 @@ def _check_country(code: str) -> str:
 
 
 RecordId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-Country = Annotated[str, StringConstraints(min_length=2, max_length=2), AfterValidator(_check_country)]
+Country = Annotated[
+    str, StringConstraints(min_length=2, max_length=2), AfterValidator(_check_country)
+]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Text = Annotated[str, StringConstraints(max_length=2000)]
 Authority = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}-[A-Z0-9][A-Z0-9-]{0,30}$")]

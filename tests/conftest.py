@@ -19,7 +19,6 @@ from infra.bootstrap import Container, bootstrap
 from infra.keys import KeyRing, Role
 from infra.settings import Settings
 
-
 POSTGRES_URL = os.environ.get("CHIPLEDGER_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("CHIPLEDGER_REQUIRE_POSTGRES") == "1"
 BACKENDS = ["sqlite", "postgres"]
