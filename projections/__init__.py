@@ -1,0 +1,1 @@
+"""Read models fed by the event log."""
