@@ -1,0 +1,507 @@
+"""The pure evaluator: facts and regulations as known -> findings over valid time.
+
+Everything that decides a verdict is here. Projections, replays, what-ifs and tests all call
+`findings_for`; no SQL decides anything. For each subject and each regulation whose rule kind
+evaluates it, the valid-time axis is cut at every date where a relevant fact can change (the
+subject's dates and changes, the rule's in-force dates and amendments, the firm chain's and the
+data centre's changes, the licences' validity, due diligence), the verdict is computed once per
+piece, and equal neighbouring pieces are merged into one finding.
+"""
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import lru_cache
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from domain.records import RecordState
+from domain.rules import (
+    ChipSelector,
+    DataLocalisationRule,
+    ExportLicenceRule,
+    RemoteComputeAccessRule,
+    Rule,
+)
+from domain.types import Status
+from domain.world import FIRM_FIELD, SUBJECT_KIND_OF_RULE, SubjectRef, World
+
+ONE_DAY = timedelta(days=1)
+_RULE = TypeAdapter(Rule)
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    firm_id: str
+    subject_type: str
+    subject_id: str
+    regulation_id: str
+    valid_from: date
+    valid_to: date | None  # exclusive; None: open
+    status: Status
+    citation: str
+    explanation: str
+    evidence: tuple[int, ...]
+
+    def holds_on(self, day: date) -> bool:
+        return self.valid_from <= day and (self.valid_to is None or day < self.valid_to)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.subject_type, self.subject_id, self.regulation_id)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: Status
+    explanation: str
+    evidence: frozenset[int]
+
+
+Judge = Callable[[date], Verdict | None]
+
+
+# rules in force ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RulePiece:
+    """A regulation's parameters over [start, end)."""
+
+    start: date
+    end: date | None
+    rule: ExportLicenceRule | RemoteComputeAccessRule | DataLocalisationRule
+
+
+def in_force(regulation: RecordState) -> list[RulePiece]:
+    """When the rule binds: from max(effective_from, compliance_from) until its rescission,
+    with each amendment's parameters from its effective_from."""
+    facts = regulation.original
+    start = max(_d(facts["effective_from"]), _d(facts.get("compliance_from") or
+                                                 facts["effective_from"]))
+    end = regulation.ended_from
+    if end is not None and end <= start:
+        return []
+    cuts = sorted({start, *(d for d in regulation.change_dates() if d > start
+                           and (end is None or d < end))})
+    pieces = []
+    for i, cut in enumerate(cuts):
+        piece_end = cuts[i + 1] if i + 1 < len(cuts) else end
+        pieces.append(RulePiece(cut, piece_end, _parse_rule(regulation.facts_on(cut)["rule"])))
+    return pieces
+
+
+def _parse_rule(data: dict[str, Any]) -> ExportLicenceRule | RemoteComputeAccessRule | \
+        DataLocalisationRule:
+    return _parse_rule_json(_freeze(data))
+
+
+@lru_cache(maxsize=4096)
+def _parse_rule_json(frozen: str) -> ExportLicenceRule | RemoteComputeAccessRule | \
+        DataLocalisationRule:
+    return _RULE.validate_json(frozen)
+
+
+def _freeze(data: dict[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True)
+
+
+# the shared tests ------------------------------------------------------------------------------
+
+
+def chip_matches(selector: ChipSelector, chip_id: str, chip: dict[str, Any] | None) -> bool:
+    if chip is None:
+        return False
+    if selector.origin_countries is not None and chip.get("origin_country") not in \
+            selector.origin_countries:
+        return False
+    if selector.models is None and selector.any_of is None:
+        return True
+    if selector.models and chip_id in selector.models:
+        return True
+    return any(
+        (c.min_tpp is None or chip["tpp"] >= c.min_tpp)
+        and (c.min_performance_density is None
+             or chip["performance_density"] >= c.min_performance_density)
+        for c in selector.any_of or ()
+    )
+
+
+def hq_chain(world: World, firm_id: str, day: date) -> list[tuple[str, str]]:
+    """(firm, hq_country) for the firm and every firm above it, each as it stood on `day`."""
+    chain: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    current: str | None = firm_id
+    while current and current not in seen:
+        seen.add(current)
+        firm = world.get("firm", current)
+        if firm is None:
+            break
+        facts = firm.facts_on(day)
+        chain.append((current, facts["hq_country"]))
+        current = facts.get("parent_firm_id")
+    return chain
+
+
+def _chain_firms(world: World, firm_id: str) -> list[RecordState]:
+    """Every firm that is or has ever been above `firm_id` (for cut dates and evidence)."""
+    found: list[RecordState] = []
+    frontier, seen = [firm_id], set()
+    while frontier:
+        current = frontier.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        firm = world.get("firm", current)
+        if firm is not None:
+            found.append(firm)
+            parents = [firm.original.get("parent_firm_id")]
+            parents += [c.fields.get("parent_firm_id") for c in firm.changes]
+            frontier += [p for p in parents if p]
+    return found
+
+
+def licence_valid_on(licence: RecordState, day: date) -> bool:
+    facts = licence.facts_on(day)
+    if day < _d(facts["valid_from"]):
+        return False
+    if facts.get("valid_to") and day > _d(facts["valid_to"]):
+        return False
+    return licence.ended_from is None or day < licence.ended_from
+
+
+def covering_licence(world: World, authority: str, holder: str, chip_id: str, country: str,
+                     day: date) -> tuple[RecordState | None, list[RecordState]]:
+    """The first valid licence that covers the case, and every licence that would but for
+    its dates (consulted: they are evidence either way)."""
+    consulted = [
+        lic for lic in world.licences_held_by(holder)
+        if lic.original.get("authority") == authority
+        and chip_id in lic.original.get("chip_models", ())
+        and country in lic.original.get("destination_countries", ())
+    ]
+    valid = [lic for lic in consulted if licence_valid_on(lic, day)]
+    return (valid[0] if valid else None), consulted
+
+
+def _licence_cuts(licences: Iterable[RecordState]) -> set[date]:
+    cuts: set[date] = set()
+    for lic in licences:
+        cuts.add(_d(lic.original["valid_from"]))
+        if lic.original.get("valid_to"):
+            cuts.add(_d(lic.original["valid_to"]) + ONE_DAY)
+        if lic.ended_from:
+            cuts.add(lic.ended_from)
+    return cuts
+
+
+def _positions(*states: RecordState | None) -> frozenset[int]:
+    return frozenset(p for s in states if s is not None for p in s.positions)
+
+
+# the subjects ----------------------------------------------------------------------------------
+
+
+def findings_for(world: World, subject: SubjectRef) -> list[Finding]:
+    """Every finding of one subject under every regulation, over all valid time."""
+    state = world.get(subject.kind, subject.record_id)
+    if state is None or not state.original:
+        return []
+    firm_id = state.original.get(FIRM_FIELD[subject.kind]) or ""
+    findings: list[Finding] = []
+    for regulation in sorted(world.of_kind("regulation"), key=lambda r: r.record_id):
+        for piece in in_force(regulation):
+            if SUBJECT_KIND_OF_RULE[piece.rule.kind] != subject.kind:
+                continue
+            findings += _judge_piece(world, state, firm_id, regulation, piece)
+    return _merge(findings)
+
+
+def _judge_piece(world: World, subject: RecordState, firm_id: str, regulation: RecordState,
+                 piece: RulePiece) -> list[Finding]:
+    citation = str(regulation.original.get("citation", ""))
+    reg_id = regulation.record_id
+    rule = piece.rule
+    if isinstance(rule, ExportLicenceRule):
+        shipped_on = _d(subject.original["shipped_on"])
+        if not (piece.start <= shipped_on and (piece.end is None or shipped_on < piece.end)):
+            return []
+        verdict = _judge_shipment(world, subject, regulation, rule, shipped_on)
+        if verdict is None:
+            return []
+        return [_finding(subject, firm_id, reg_id, citation, shipped_on, None, verdict)]
+    judge: Judge
+    if isinstance(rule, RemoteComputeAccessRule):
+        cuts = _lease_cuts(world, subject, firm_id, rule)
+        judge = lambda day: _judge_lease(world, subject, regulation, rule, day)  # noqa: E731
+    else:
+        cuts = _activity_cuts(world, subject, firm_id)
+        judge = lambda day: _judge_activity(world, subject, regulation, rule, day)  # noqa: E731
+    cuts = {c for c in cuts if c > piece.start and (piece.end is None or c < piece.end)}
+    cuts.add(piece.start)
+    ordered = sorted(cuts)
+    findings = []
+    for i, start in enumerate(ordered):
+        end = ordered[i + 1] if i + 1 < len(ordered) else piece.end
+        verdict = judge(start)
+        if verdict is not None:
+            findings.append(_finding(subject, firm_id, reg_id, citation, start, end, verdict))
+    return findings
+
+
+def _finding(subject: RecordState, firm_id: str, reg_id: str, citation: str, start: date,
+             end: date | None, verdict: Verdict) -> Finding:
+    return Finding(firm_id, subject.kind, subject.record_id, reg_id, start, end,
+                   verdict.status, citation, verdict.explanation,
+                   tuple(sorted(verdict.evidence)))
+
+
+def _merge(findings: list[Finding]) -> list[Finding]:
+    """Join a finding to the one before it when they meet and say the same thing."""
+    merged: list[Finding] = []
+    for f in sorted(findings, key=lambda f: (f.key, f.valid_from)):
+        last = merged[-1] if merged else None
+        if last is not None and last.key == f.key and last.valid_to == f.valid_from \
+                and (last.status, last.explanation) == (f.status, f.explanation):
+            merged[-1] = Finding(last.firm_id, last.subject_type, last.subject_id,
+                                 last.regulation_id, last.valid_from, f.valid_to, last.status,
+                                 last.citation, last.explanation,
+                                 tuple(sorted(set(last.evidence) | set(f.evidence))))
+        else:
+            merged.append(f)
+    return merged
+
+
+# export_licence: a shipment, judged on its shipped_on -------------------------------------------
+
+
+def _judge_shipment(world: World, shipment: RecordState, regulation: RecordState,
+                    rule: ExportLicenceRule, day: date) -> Verdict | None:
+    facts = shipment.facts_on(day)
+    chip_id = facts["chip_model"]
+    chip = world.get("chip_model", chip_id)
+    if not chip_matches(rule.chips, chip_id, chip.facts_on(day) if chip else None):
+        return None
+    consignee = facts["consignee_firm_id"]
+    chain = hq_chain(world, consignee, day)
+    if rule.to_countries is None and rule.consignee_hq_countries is None:
+        destination = True
+    else:
+        destination = facts["to_country"] in (rule.to_countries or ()) or any(
+            hq in (rule.consignee_hq_countries or ()) for _, hq in chain)
+    if not destination:
+        return None
+    if rule.from_countries is not None and facts["from_country"] not in rule.from_countries:
+        return None
+    licence, consulted = covering_licence(world, rule.licence_authority, consignee, chip_id,
+                                          facts["to_country"], day)
+    evidence = _positions(shipment, regulation, chip, *consulted,
+                          *_chain_firms(world, consignee))
+    what = (f"Shipment {shipment.record_id} of {facts['quantity']} {chip_id} to "
+            f"{facts['to_country']} on {day}")
+    if licence is not None:
+        return Verdict(Status.COMPLIANT, f"{what} is covered by {rule.licence_authority} "
+                       f"licence {licence.record_id} under {regulation.record_id}.", evidence)
+    return Verdict(Status.VIOLATION, f"{what} needs a {rule.licence_authority} licence under "
+                   f"{regulation.record_id}; none held by {consignee} covers it.", evidence)
+
+
+# remote_compute_access: a lease, on each day it runs -------------------------------------------
+
+
+def _runs_on(state: RecordState, day: date) -> bool:
+    facts = state.facts_on(day)
+    if day < _d(facts["starts_on"]):
+        return False
+    if facts.get("ends_on") and day > _d(facts["ends_on"]):
+        return False
+    return state.ended_from is None or day < state.ended_from
+
+
+def _span_cuts(state: RecordState) -> set[date]:
+    cuts = {_d(state.original["starts_on"]), *state.change_dates()}
+    ends = [state.original.get("ends_on")] + [c.fields.get("ends_on") for c in state.changes]
+    cuts |= {_d(e) + ONE_DAY for e in ends if e}
+    if state.ended_from:
+        cuts.add(state.ended_from)
+    return cuts
+
+
+def _lease_cuts(world: World, lease: RecordState, firm_id: str,
+                rule: RemoteComputeAccessRule) -> set[date]:
+    cuts = _span_cuts(lease)
+    for firm in _chain_firms(world, firm_id):
+        cuts |= set(firm.change_dates())
+    dc = world.get("data_centre", lease.original.get("data_centre_id"))
+    if dc is not None:
+        cuts |= set(dc.change_dates())
+    cuts |= _licence_cuts(world.licences_held_by(firm_id))
+    if lease.diligence_from():
+        cuts.add(lease.diligence_from())  # type: ignore[arg-type]
+    return cuts
+
+
+def _judge_lease(world: World, lease: RecordState, regulation: RecordState,
+                 rule: RemoteComputeAccessRule, day: date) -> Verdict | None:
+    if not _runs_on(lease, day):
+        return None
+    facts = lease.facts_on(day)
+    firm_id = facts["firm_id"]
+    chain = hq_chain(world, firm_id, day)
+    flagged = [(f, hq) for f, hq in chain if hq in rule.lessee_hq_countries]
+    if not flagged:
+        return None
+    dc = world.get("data_centre", facts["data_centre_id"])
+    country = dc.facts_on(day)["country"] if dc else None
+    if country is None or country in rule.exempt_dc_countries:
+        return None
+    if rule.dc_countries is not None and country not in rule.dc_countries:
+        return None
+    chip_id = facts["chip_model"]
+    chip = world.get("chip_model", chip_id)
+    if not chip_matches(rule.chips, chip_id, chip.facts_on(day) if chip else None):
+        return None
+    if facts["chip_count"] < rule.min_chips:
+        return None
+    if rule.purposes is not None and not set(facts["purposes"]) & set(rule.purposes):
+        return None
+    evidence = _positions(lease, regulation, chip, dc, *_chain_firms(world, firm_id))
+    hq_firm, hq = flagged[0]
+    who = firm_id if hq_firm == firm_id else f"{firm_id} (parent {hq_firm})"
+    what = (f"Lease {lease.record_id}: {who}, headquartered in {hq}, uses "
+            f"{facts['chip_count']} {chip_id} in {country}")
+    if rule.severity == "attention":
+        diligence = lease.diligence_from()
+        if diligence is not None and diligence <= day:
+            return Verdict(Status.COMPLIANT, f"{what}; due diligence completed on {diligence} "
+                           f"answers the red flag of {regulation.record_id}.", evidence)
+        return Verdict(Status.ATTENTION, f"{what}; {regulation.record_id} flags this until due "
+                       "diligence is recorded.", evidence)
+    authority = rule.licence_authority or ""
+    licence, consulted = covering_licence(world, authority, firm_id, chip_id, country, day)
+    evidence |= _positions(*consulted)
+    if licence is not None:
+        return Verdict(Status.COMPLIANT, f"{what}, covered by {authority} licence "
+                       f"{licence.record_id} under {regulation.record_id}.", evidence)
+    return Verdict(Status.VIOLATION, f"{what}; {regulation.record_id} needs a {authority} "
+                   "licence and none covers it.", evidence)
+
+
+# data_localisation: a processing activity, on each day it runs ----------------------------------
+
+
+def _activity_cuts(world: World, activity: RecordState, firm_id: str) -> set[date]:
+    cuts = _span_cuts(activity)
+    dcs = [activity.original.get("data_centre_id")]
+    dcs += [c.fields.get("data_centre_id") for c in activity.changes]
+    for dc_id in {d for d in dcs if d}:
+        dc = world.get("data_centre", dc_id)
+        if dc is not None:
+            cuts |= set(dc.change_dates())
+    return cuts
+
+
+def processed_in(world: World, facts: dict[str, Any], day: date) -> tuple[str | None,
+                                                                          RecordState | None]:
+    if facts.get("data_centre_id"):
+        dc = world.get("data_centre", facts["data_centre_id"])
+        return (dc.facts_on(day)["country"] if dc else None), dc
+    return facts.get("location_country"), None
+
+
+def _judge_activity(world: World, activity: RecordState, regulation: RecordState,
+                    rule: DataLocalisationRule, day: date) -> Verdict | None:
+    if not _runs_on(activity, day):
+        return None
+    facts = activity.facts_on(day)
+    where, dc = processed_in(world, facts, day)
+    named = [c for c in facts["data_subject_countries"]
+             if c in rule.data_subject_countries and c != where]
+    if not named or where is None:
+        return None
+    if rule.sensitive_only and not facts["sensitive"]:
+        return None
+    count = facts.get("subject_count")
+    # An unknown count cannot prove the activity is under the threshold.
+    if rule.min_subjects is not None and count is not None and count < rule.min_subjects:
+        return None
+    evidence = _positions(activity, regulation, dc)
+    kind = "sensitive personal data" if facts["sensitive"] else "personal data"
+    what = (f"Activity {activity.record_id} of {facts['firm_id']} processes "
+            f"{'/'.join(named)} residents' {kind} in {where}")
+    mechanism = facts.get("transfer_mechanism")
+    if mechanism in rule.accepted_mechanisms:
+        return Verdict(Status.COMPLIANT, f"{what} under a {mechanism}, which "
+                       f"{regulation.record_id} accepts.", evidence)
+    held = f"its {mechanism} is not accepted" if mechanism else "no transfer mechanism is recorded"
+    return Verdict(Status.VIOLATION, f"{what}; {held} under {regulation.record_id}.", evidence)
+
+
+def _d(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+# posture and residency ---------------------------------------------------------------------------
+
+
+def worst(statuses: Iterable[Status]) -> Status:
+    return max(statuses, key=lambda s: s.rank, default=Status.COMPLIANT)
+
+
+@dataclass(frozen=True)
+class Posture:
+    firm_id: str
+    day: date
+    status: Status
+    findings: list[Finding]
+
+
+def posture_on(firm_id: str, findings: Iterable[Finding], day: date) -> Posture:
+    holding = sorted((f for f in findings if f.firm_id == firm_id and f.holds_on(day)),
+                     key=lambda f: f.key)
+    return Posture(firm_id, day, worst(f.status for f in holding), holding)
+
+
+@dataclass(frozen=True)
+class Processing:
+    data_subject_country: str
+    processed_in: str | None
+    activity_id: str
+    status: Status
+
+
+def residency_on(world: World, firm_id: str, findings: Iterable[Finding], day: date
+                 ) -> tuple[Status, list[Finding], list[Processing]]:
+    """The worst data_localisation status, and where each country's data was processed."""
+    local = [f for f in findings if f.firm_id == firm_id and f.holds_on(day)
+             and f.subject_type == "processing_activity"]
+    rows = []
+    for activity in sorted(world.of_kind("processing_activity"), key=lambda a: a.record_id):
+        if activity.original.get("firm_id") != firm_id or not _runs_on(activity, day):
+            continue
+        facts = activity.facts_on(day)
+        where, _ = processed_in(world, facts, day)
+        status = worst(f.status for f in local if f.subject_id == activity.record_id)
+        rows += [Processing(c, where, activity.record_id, status)
+                 for c in facts["data_subject_countries"]]
+    return worst(f.status for f in local), sorted(local, key=lambda f: f.key), rows
+
+
+def timeline(firm_id: str, findings: Iterable[Finding], start: date, end: date
+             ) -> list[tuple[date, date, Status]]:
+    """The posture as consecutive [from, to) pieces between start and end (exclusive)."""
+    own = [f for f in findings if f.firm_id == firm_id]
+    cuts = {start, end}
+    for f in own:
+        cuts |= {d for d in (f.valid_from, f.valid_to) if d is not None and start < d < end}
+    ordered = sorted(cuts)
+    pieces: list[tuple[date, date, Status]] = []
+    for i in range(len(ordered) - 1):
+        status = posture_on(firm_id, own, ordered[i]).status
+        if pieces and pieces[-1][2] == status:
+            pieces[-1] = (pieces[-1][0], ordered[i + 1], status)
+        else:
+            pieces.append((ordered[i], ordered[i + 1], status))
+    return pieces

@@ -1,0 +1,127 @@
+"""The records as known at some position, folded, with the indexes the evaluator needs.
+
+Projections keep one World up to date as they follow the log; replays build one from the raw
+log; tests build one by hand. What an event touches (architecture.md's table) is read here.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from domain.kinds import KINDS
+from domain.records import LoggedEvent, RecordState
+
+SUBJECT_KINDS = ("lease", "shipment", "processing_activity")
+SUBJECT_KIND_OF_RULE = {
+    "export_licence": "shipment",
+    "remote_compute_access": "lease",
+    "data_localisation": "processing_activity",
+}
+FIRM_FIELD = {"lease": "firm_id", "shipment": "consignee_firm_id",
+              "processing_activity": "firm_id"}
+
+
+@dataclass(frozen=True, order=True)
+class SubjectRef:
+    kind: str
+    record_id: str
+
+
+class World:
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str], RecordState] = {}
+        self.position = 0
+        self._by_kind: dict[str, dict[str, RecordState]] = defaultdict(dict)
+        self._licences_by_holder: dict[str, set[str]] = defaultdict(set)
+        self._subjects_by_firm: dict[str, set[SubjectRef]] = defaultdict(set)
+        self._subjects_by_dc: dict[str, set[SubjectRef]] = defaultdict(set)
+        self._subjects_by_chip: dict[str, set[SubjectRef]] = defaultdict(set)
+        self._children: dict[str, set[str]] = defaultdict(set)
+
+    # building ---------------------------------------------------------------------------------
+
+    def apply(self, kind: str, record_id: str, event: LoggedEvent) -> RecordState:
+        state = self.records.get((kind, record_id))
+        if state is None:
+            state = RecordState(KINDS[kind], record_id)
+            self.records[(kind, record_id)] = state
+            self._by_kind[kind][record_id] = state
+        state.apply(event)
+        self._index(state, event.data)
+        if event.position is not None:
+            self.position = max(self.position, event.position)
+        return state
+
+    def _index(self, state: RecordState, data: Any) -> None:
+        """Index every value a record has ever named: over-reaching only costs a recompute."""
+        kind, rid = state.kind, state.record_id
+        if kind == "licence" and data.get("holder_firm_id"):
+            self._licences_by_holder[data["holder_firm_id"]].add(rid)
+        elif kind == "firm" and data.get("parent_firm_id"):
+            self._children[data["parent_firm_id"]].add(rid)
+        elif kind in SUBJECT_KINDS:
+            ref = SubjectRef(kind, rid)
+            if data.get(FIRM_FIELD[kind]):
+                self._subjects_by_firm[data[FIRM_FIELD[kind]]].add(ref)
+            if data.get("data_centre_id"):
+                self._subjects_by_dc[data["data_centre_id"]].add(ref)
+            if data.get("chip_model"):
+                self._subjects_by_chip[data["chip_model"]].add(ref)
+
+    # reading ----------------------------------------------------------------------------------
+
+    def get(self, kind: str, record_id: str | None) -> RecordState | None:
+        if record_id is None:
+            return None
+        return self.records.get((kind, record_id))
+
+    def of_kind(self, kind: str) -> Iterable[RecordState]:
+        return self._by_kind[kind].values()
+
+    def licences_held_by(self, firm_id: str) -> Iterator[RecordState]:
+        for licence_id in sorted(self._licences_by_holder.get(firm_id, ())):
+            yield self._by_kind["licence"][licence_id]
+
+    def subjects(self) -> list[SubjectRef]:
+        return sorted(SubjectRef(k, rid) for k in SUBJECT_KINDS for rid in self._by_kind[k])
+
+    def subjects_of_firm(self, firm_id: str) -> set[SubjectRef]:
+        return set(self._subjects_by_firm.get(firm_id, ()))
+
+    def descendants(self, firm_id: str) -> set[str]:
+        found: set[str] = set()
+        frontier = [firm_id]
+        while frontier:
+            for child in self._children.get(frontier.pop(), ()):
+                if child not in found:
+                    found.add(child)
+                    frontier.append(child)
+        return found
+
+    def touched_by(self, kind: str, record_id: str) -> set[SubjectRef]:
+        """The subjects whose findings an event on this record can change."""
+        if kind in SUBJECT_KINDS:
+            return {SubjectRef(kind, record_id)}
+        if kind == "regulation":
+            return self._touched_by_regulation(record_id)
+        if kind == "licence":
+            state = self.get("licence", record_id)
+            holder = state.original.get("holder_firm_id") if state else None
+            subjects = self.subjects_of_firm(holder or "")
+            return {s for s in subjects if s.kind != "processing_activity"}
+        if kind == "firm":
+            firms = {record_id, *self.descendants(record_id)}
+            return {s for f in firms for s in self._subjects_by_firm.get(f, ())}
+        if kind == "data_centre":
+            return set(self._subjects_by_dc.get(record_id, ()))
+        return set(self._subjects_by_chip.get(record_id, ()))
+
+    def _touched_by_regulation(self, regulation_id: str) -> set[SubjectRef]:
+        state = self.get("regulation", regulation_id)
+        if state is None:
+            return set()
+        rules = [state.original.get("rule") or {}] + [c.fields.get("rule") or {}
+                                                      for c in state.changes]
+        kinds = {SUBJECT_KIND_OF_RULE[r["kind"]] for r in rules if r.get("kind")}
+        return {SubjectRef(k, rid) for k in kinds for rid in self._by_kind[k]}
