@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -12,7 +12,15 @@ from psycopg import Cursor as PgCursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL
 
-from infra.store import API_KEYS, IDEMPOTENCY, SEALS, Cursor, seal_in_transaction
+from infra.store import (
+    API_KEYS,
+    FINDINGS,
+    IDEMPOTENCY,
+    SEALS,
+    TRACKING,
+    Cursor,
+    seal_in_transaction,
+)
 
 
 class PostgresDialect:
@@ -26,6 +34,8 @@ class PostgresDialect:
         self.seals_table = f'"{schema}".{SEALS}'
         self.idempotency_table = f'"{schema}".{IDEMPOTENCY}'
         self.api_keys_table = f'"{schema}".{API_KEYS}'
+        self.findings_table = f'"{schema}".{FINDINGS}'
+        self.tracking_table = f'"{schema}".{TRACKING}'
 
     def sql(self, statement: str) -> str:
         return statement
@@ -40,6 +50,13 @@ class PostgresDialect:
 
     def from_db_time(self, value: Any) -> datetime:
         assert isinstance(value, datetime)
+        return value
+
+    def to_db_date(self, value: date | None) -> date | None:
+        return value
+
+    def from_db_date(self, value: Any) -> date | None:
+        assert value is None or isinstance(value, date)
         return value
 
     def to_db_uuid(self, value: UUID) -> UUID:
@@ -70,6 +87,19 @@ def _ddl(dialect: PostgresDialect) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {dialect.api_keys_table} (key_id text PRIMARY KEY, "
         "name text NOT NULL, role text NOT NULL, key_hash text NOT NULL UNIQUE, "
         "created_at timestamptz NOT NULL, revoked_at timestamptz)",
+        f"CREATE TABLE IF NOT EXISTS {dialect.findings_table} (firm_id text NOT NULL, "
+        "subject_type text NOT NULL, subject_id text NOT NULL, regulation_id text NOT NULL, "
+        "valid_from date NOT NULL, valid_to date, status text NOT NULL, "
+        "recorded_from_position bigint NOT NULL, recorded_to_position bigint, "
+        "recorded_from timestamptz NOT NULL, recorded_to timestamptz, citation text NOT NULL, "
+        "explanation text NOT NULL, evidence text NOT NULL, PRIMARY KEY (subject_type, "
+        "subject_id, regulation_id, valid_from, recorded_from_position))",
+        f"CREATE INDEX IF NOT EXISTS {FINDINGS}_firm ON {dialect.findings_table} "
+        "(firm_id, recorded_from_position, valid_from)",
+        f"CREATE INDEX IF NOT EXISTS {FINDINGS}_open ON {dialect.findings_table} "
+        "(firm_id, valid_from) WHERE recorded_to_position IS NULL",
+        f"CREATE TABLE IF NOT EXISTS {dialect.tracking_table} (name text PRIMARY KEY, "
+        "position bigint NOT NULL)",
         f"CREATE OR REPLACE FUNCTION {refuse}() RETURNS trigger LANGUAGE plpgsql AS $$ "
         "BEGIN RAISE EXCEPTION 'chipledger: the ledger is append-only; % on % refused', "
         "TG_OP, TG_TABLE_NAME USING ERRCODE = 'integrity_constraint_violation'; END $$",

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -10,7 +10,15 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 
 from infra.seal import format_time, parse_time
-from infra.store import API_KEYS, IDEMPOTENCY, SEALS, Cursor, seal_in_transaction
+from infra.store import (
+    API_KEYS,
+    FINDINGS,
+    IDEMPOTENCY,
+    SEALS,
+    TRACKING,
+    Cursor,
+    seal_in_transaction,
+)
 
 _REFUSE = "SELECT RAISE(ABORT, 'chipledger: the ledger is append-only; {op} on {table} refused')"
 
@@ -21,6 +29,8 @@ class SQLiteDialect:
     seals_table = SEALS
     idempotency_table = IDEMPOTENCY
     api_keys_table = API_KEYS
+    findings_table = FINDINGS
+    tracking_table = TRACKING
 
     def __init__(self, datastore: SQLiteDatastore) -> None:
         self.datastore = datastore
@@ -39,6 +49,12 @@ class SQLiteDialect:
     def from_db_time(self, value: Any) -> datetime:
         return parse_time(value)
 
+    def to_db_date(self, value: date | None) -> str | None:
+        return value.isoformat() if value else None
+
+    def from_db_date(self, value: Any) -> date | None:
+        return date.fromisoformat(value) if value else None
+
     def to_db_uuid(self, value: UUID) -> str:
         return value.hex
 
@@ -48,7 +64,7 @@ class SQLiteDialect:
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[Cursor]:
         with self.datastore.transaction(commit=commit) as cursor:
-            yield cursor
+            yield cursor.sqlite_cursor
 
 
 def _immutable(table: str) -> list[str]:
@@ -79,6 +95,19 @@ class SealingSQLiteRecorder(SQLiteApplicationRecorder):
             f"CREATE TABLE IF NOT EXISTS {API_KEYS} (key_id TEXT PRIMARY KEY, name TEXT NOT NULL, "
             "role TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, "
             "revoked_at TEXT)",
+            f"CREATE TABLE IF NOT EXISTS {FINDINGS} (firm_id TEXT NOT NULL, "
+            "subject_type TEXT NOT NULL, subject_id TEXT NOT NULL, regulation_id TEXT NOT NULL, "
+            "valid_from TEXT NOT NULL, valid_to TEXT, status TEXT NOT NULL, "
+            "recorded_from_position INTEGER NOT NULL, recorded_to_position INTEGER, "
+            "recorded_from TEXT NOT NULL, recorded_to TEXT, citation TEXT NOT NULL, "
+            "explanation TEXT NOT NULL, evidence TEXT NOT NULL, PRIMARY KEY (subject_type, "
+            "subject_id, regulation_id, valid_from, recorded_from_position))",
+            f"CREATE INDEX IF NOT EXISTS {FINDINGS}_firm ON {FINDINGS} "
+            "(firm_id, recorded_from_position, valid_from)",
+            f"CREATE INDEX IF NOT EXISTS {FINDINGS}_open ON {FINDINGS} (firm_id, valid_from) "
+            "WHERE recorded_to_position IS NULL",
+            f"CREATE TABLE IF NOT EXISTS {TRACKING} (name TEXT PRIMARY KEY, "
+            "position INTEGER NOT NULL)",
             *_immutable(self.events_table_name),
             *_immutable(SEALS),
         ]
@@ -88,5 +117,5 @@ class SealingSQLiteRecorder(SQLiteApplicationRecorder):
     ) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs)
         assert ids is not None
-        seal_in_transaction(self.dialect, c, list(stored_events), list(ids), kwargs)
+        seal_in_transaction(self.dialect, c.sqlite_cursor, list(stored_events), list(ids), kwargs)
         return ids

@@ -1,0 +1,134 @@
+"""The findings table and the projection's tracking row, on either backend.
+
+Every batch the runner takes is written in one transaction together with the tracking row,
+and the tracking row moves only from the position this runner last saw: a second runner on
+the same database (another process) cannot double-apply a batch.
+"""
+
+import json
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from domain.evaluator import Finding
+from domain.types import Status
+from infra.store import Dialect
+from projections.findings import Commit, OpenFinding
+
+_COLUMNS = ("firm_id, subject_type, subject_id, regulation_id, valid_from, valid_to, status, "
+            "recorded_from_position, recorded_to_position, recorded_from, recorded_to, "
+            "citation, explanation, evidence")
+
+
+class TrackingConflictError(Exception):
+    """Another runner moved the projection on: this one must reload and start again."""
+
+
+class FindingsStore:
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.table = dialect.findings_table
+
+    def _rows(self, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        with self.dialect.transaction(commit=False) as cursor:
+            cursor.execute(self.dialect.sql(statement), params)
+            return list(cursor.fetchall())
+
+    def tracking(self, name: str) -> int:
+        rows = self._rows(f"SELECT position FROM {self.dialect.tracking_table} WHERE name = %s",
+                          (name,))
+        return int(rows[0]["position"]) if rows else 0
+
+    def open_findings(self) -> list[OpenFinding]:
+        rows = self._rows(f"SELECT {_COLUMNS} FROM {self.table} "
+                          "WHERE recorded_to_position IS NULL")
+        return [OpenFinding(self._finding(r), int(r["recorded_from_position"])) for r in rows]
+
+    def write(self, name: str, seen: int, reached: int, commits: Iterable[Commit]) -> None:
+        """Close and open rows for each commit, and move tracking from `seen` to `reached`."""
+        sql = self.dialect.sql
+        with self.dialect.transaction(commit=True) as cursor:
+            for commit in commits:
+                if commit.closed:
+                    cursor.executemany(sql(
+                        f"UPDATE {self.table} SET recorded_to_position = %s, recorded_to = %s "
+                        "WHERE subject_type = %s AND subject_id = %s AND regulation_id = %s "
+                        "AND valid_from = %s AND recorded_from_position = %s"
+                    ), [self._close_params(commit, row) for row in commit.closed])
+                if commit.opened:
+                    cursor.executemany(sql(
+                        f"INSERT INTO {self.table} ({_COLUMNS}) VALUES "
+                        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    ), [self._open_params(commit, f) for f in commit.opened])
+            self._move_tracking(cursor, name, seen, reached)
+
+    def _move_tracking(self, cursor: Any, name: str, seen: int, reached: int) -> None:
+        table = self.dialect.tracking_table
+        cursor.execute(self.dialect.sql(
+            f"UPDATE {table} SET position = %s WHERE name = %s AND position = %s"),
+            (reached, name, seen))
+        if cursor.rowcount == 1:
+            return
+        if seen == 0 and self.tracking(name) == 0:
+            cursor.execute(self.dialect.sql(
+                f"INSERT INTO {table} (name, position) VALUES (%s, %s)"), (name, reached))
+            return
+        raise TrackingConflictError(f"projection {name} moved on from {seen}")
+
+    def clear(self, name: str) -> None:
+        with self.dialect.transaction(commit=True) as cursor:
+            cursor.execute(f"DELETE FROM {self.table}")
+            cursor.execute(self.dialect.sql(
+                f"DELETE FROM {self.dialect.tracking_table} WHERE name = %s"), (name,))
+
+    def findings(self, *, position: int, firm_id: str | None = None,
+                 day: date | None = None) -> list[Finding]:
+        """Findings as known at `position`, for one firm or all, holding on `day` or ever."""
+        statement = (f"SELECT {_COLUMNS} FROM {self.table} WHERE recorded_from_position <= %s "
+                     "AND (recorded_to_position IS NULL OR recorded_to_position > %s)")
+        params: list[Any] = [position, position]
+        if firm_id is not None:
+            statement += " AND firm_id = %s"
+            params.append(firm_id)
+        if day is not None:
+            statement += " AND valid_from <= %s AND (valid_to IS NULL OR valid_to > %s)"
+            params += [self.dialect.to_db_date(day)] * 2
+        rows = self._rows(statement, tuple(params))
+        return sorted(self._finding(r) for r in rows)
+
+    def changes_between(self, firm_id: str, after: int, upto: int) -> list[int]:
+        """Positions in (after, upto] at which the firm's findings changed."""
+        rows = self._rows(
+            f"SELECT DISTINCT recorded_from_position AS p FROM {self.table} WHERE firm_id = %s "
+            "AND recorded_from_position > %s AND recorded_from_position <= %s UNION "
+            f"SELECT DISTINCT recorded_to_position AS p FROM {self.table} WHERE firm_id = %s "
+            "AND recorded_to_position > %s AND recorded_to_position <= %s",
+            (firm_id, after, upto, firm_id, after, upto),
+        )
+        return sorted(int(r["p"]) for r in rows)
+
+    def _finding(self, row: Any) -> Finding:
+        return Finding(
+            firm_id=row["firm_id"],
+            subject_type=row["subject_type"],
+            subject_id=row["subject_id"],
+            regulation_id=row["regulation_id"],
+            valid_from=self.dialect.from_db_date(row["valid_from"]),  # type: ignore[arg-type]
+            valid_to=self.dialect.from_db_date(row["valid_to"]),
+            status=Status(row["status"]),
+            citation=row["citation"],
+            explanation=row["explanation"],
+            evidence=tuple(json.loads(row["evidence"])),
+        )
+
+    def _open_params(self, commit: Commit, f: Finding) -> tuple[Any, ...]:
+        d = self.dialect
+        return (f.firm_id, f.subject_type, f.subject_id, f.regulation_id,
+                d.to_db_date(f.valid_from), d.to_db_date(f.valid_to), f.status.value,
+                commit.position, None, d.to_db_time(commit.recorded_at), None, f.citation,
+                f.explanation, json.dumps(list(f.evidence)))
+
+    def _close_params(self, commit: Commit, row: OpenFinding) -> tuple[Any, ...]:
+        d, f = self.dialect, row.finding
+        return (commit.position, d.to_db_time(commit.recorded_at), f.subject_type, f.subject_id,
+                f.regulation_id, d.to_db_date(f.valid_from), row.recorded_from_position)

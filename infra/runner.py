@@ -1,0 +1,205 @@
+"""The projection runner: follows the sealed log by position and keeps the findings table.
+
+Batches of up to `batch_size` events are processed per transaction, with the tracking row in
+the same transaction (exactly once; a crash resumes from the last committed batch). On
+PostgreSQL the runner sleeps on LISTEN/NOTIFY with a polling fallback, and only the holder of
+an advisory lock works: another process takes over when it dies. On SQLite it polls.
+"""
+
+import threading
+import zlib
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Any
+
+import psycopg
+import structlog
+
+from infra.bootstrap import Container
+from infra.findings_store import FindingsStore, TrackingConflictError
+from infra.store import LogEntry
+from projections.findings import PROJECTION_NAME, FindingsProjection, LogEvent, commits
+
+log = structlog.get_logger("chipledger.runner")
+
+Progress = Callable[[int, int], None]
+
+
+def log_event(entry: LogEntry) -> LogEvent:
+    payload = entry.payload
+    return LogEvent(entry.position, entry.recorded_at, entry.kind, str(payload["record_id"]),
+                    entry.type, dict(payload["data"]))
+
+
+class ProjectionRunner:
+    name = PROJECTION_NAME
+
+    def __init__(self, container: Container, *, batch_size: int = 2000,
+                 poll_interval: float = 0.5) -> None:
+        self.container = container
+        self.store = container.store
+        self.findings = FindingsStore(container.store.dialect)
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.projection: FindingsProjection | None = None
+        self.position = 0
+
+    # one process's work -------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Rebuild the in-memory world up to the committed tracking position."""
+        position = self.findings.tracking(self.name)
+        projection = FindingsProjection()
+        for entry in self.store.iter_entries():
+            if entry.position > position:
+                break
+            projection.replay(log_event(entry))
+        projection.restore(self.findings.open_findings())
+        self.projection, self.position = projection, position
+        log.info("projection_loaded", projection=self.name, position=position)
+
+    def step(self) -> int:
+        """Process one batch; returns how many events it took (0: caught up)."""
+        if self.projection is None:
+            self.load()
+        assert self.projection is not None
+        entries = self.store.entries(after=self.position, limit=self.batch_size)
+        if not entries:
+            return 0
+        try:
+            done = [self.projection.apply_commit(g) for g in commits(map(log_event, entries))]
+            self.findings.write(self.name, self.position, entries[-1].position, done)
+        except BaseException:
+            self.projection = None  # memory ran ahead of the database: reload next time
+            raise
+        self.position = entries[-1].position
+        return len(entries)
+
+    def catch_up(self, progress: Progress | None = None) -> int:
+        head = self.store.head()
+        target = head.position if head else 0
+        while self.step():
+            if progress:
+                progress(self.position, target)
+        return self.position
+
+    def rebuild(self, progress: Progress | None = None) -> int:
+        """Drop the read model and build it again from position 0."""
+        self.findings.clear(self.name)
+        self.projection = None
+        return self.catch_up(progress)
+
+    # running for ever ---------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Follow the log until `stop` is set. Errors are logged and the runner starts over."""
+        waiter = _waiter(self.container, self.name, self.poll_interval)
+        try:
+            while not stop.is_set():
+                if not waiter.lead():
+                    stop.wait(self.poll_interval)
+                    continue
+                try:
+                    if self.step():
+                        continue
+                except TrackingConflictError:
+                    log.warning("projection_moved_on_elsewhere", projection=self.name)
+                    continue
+                except Exception:
+                    log.exception("projection_batch_failed", projection=self.name,
+                                  position=self.position)
+                    stop.wait(min(5.0, self.poll_interval * 4))
+                    continue
+                waiter.wait(stop)
+        finally:
+            waiter.close()
+
+
+class _PollingWaiter:
+    def __init__(self, poll_interval: float) -> None:
+        self.poll_interval = poll_interval
+
+    def lead(self) -> bool:
+        return True
+
+    def wait(self, stop: threading.Event) -> None:
+        stop.wait(self.poll_interval)
+
+    def close(self) -> None:
+        pass
+
+
+class _PostgresWaiter:
+    """LISTEN for the library's NOTIFY on each append; poll as a fallback. Holds the
+    projection's advisory lock on the same connection: only one runner leads."""
+
+    def __init__(self, conninfo: str, channel: str, lock_key: int, poll_interval: float) -> None:
+        self.conninfo, self.channel, self.lock_key = conninfo, channel, lock_key
+        self.poll_interval = poll_interval
+        self.conn: psycopg.Connection[Any] | None = None
+        self.leading = False
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        if self.conn is None or self.conn.closed:
+            self.conn = psycopg.connect(self.conninfo, autocommit=True)
+            self.conn.execute(f'LISTEN "{self.channel}"')
+            self.leading = False
+        return self.conn
+
+    def lead(self) -> bool:
+        try:
+            conn = self._connect()
+            if not self.leading:
+                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.lock_key,)).fetchone()
+                self.leading = bool(row and row[0])
+                if self.leading:
+                    log.info("projection_lead_taken", lock=self.lock_key)
+        except psycopg.Error:
+            log.warning("projection_listen_connection_lost")
+            self.close()
+            return False
+        return self.leading
+
+    def wait(self, stop: threading.Event) -> None:
+        try:
+            for _ in self._connect().notifies(timeout=self.poll_interval, stop_after=1):
+                break
+        except psycopg.Error:
+            self.close()
+            stop.wait(self.poll_interval)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            with suppress(psycopg.Error):
+                self.conn.close()
+        self.conn, self.leading = None, False
+
+
+def _waiter(container: Container, name: str, poll_interval: float
+            ) -> _PollingWaiter | _PostgresWaiter:
+    settings = container.settings
+    if settings.backend == "sqlite":
+        return _PollingWaiter(poll_interval)
+    dialect = container.store.dialect
+    schema = getattr(dialect, "schema", "public")
+    lock_key = zlib.crc32(f"chipledger:{schema}:{name}".encode())
+    conninfo = settings.database_url.split("?")[0]
+    channel = str(container.ledger.recorder.channel_name)  # type: ignore[attr-defined]
+    return _PostgresWaiter(conninfo, channel, lock_key, poll_interval)
+
+
+class Workers:
+    """The background work of a process: the projection runner in a thread."""
+
+    def __init__(self, container: Container, *, poll_interval: float = 0.5) -> None:
+        self.runner = ProjectionRunner(container, poll_interval=poll_interval)
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.runner.run, args=(self.stop_event,),
+                                       name="projection-runner", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=10)

@@ -1,0 +1,93 @@
+"""The bitemporal findings projection, as logic: which findings open and close as the log
+grows. Storage is infra's; this module decides what to write.
+
+Events are taken a commit at a time (all events sharing a `recorded_at`): a known_at never
+falls between two events of one commit, so that is the finest grain the record axis needs.
+For each commit, the subjects it touches are recomputed over all valid time with the pure
+evaluator and compared with their open findings: what no longer holds is closed at the
+commit's position, what is new is opened there, and an unchanged finding keeps its row.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from domain.evaluator import Finding, findings_for
+from domain.records import LoggedEvent
+from domain.world import SubjectRef, World
+
+PROJECTION_NAME = "findings"
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    """What the projection needs of one sealed event."""
+
+    position: int
+    recorded_at: datetime
+    kind: str
+    record_id: str
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OpenFinding:
+    finding: Finding
+    recorded_from_position: int
+
+
+@dataclass
+class Commit:
+    """What one commit changed: rows to close and rows to open, at its last position."""
+
+    position: int
+    recorded_at: datetime
+    closed: list[OpenFinding] = field(default_factory=list)
+    opened: list[Finding] = field(default_factory=list)
+    touched: set[SubjectRef] = field(default_factory=set)
+
+
+class FindingsProjection:
+    def __init__(self) -> None:
+        self.world = World()
+        self.open: dict[SubjectRef, dict[Finding, int]] = {}
+
+    def replay(self, event: LogEvent) -> None:
+        """Fold an already-projected event into the world (on start-up, no rows written)."""
+        self.world.apply(event.kind, event.record_id,
+                         LoggedEvent(event.type, event.data, event.position))
+
+    def restore(self, rows: Iterable[OpenFinding]) -> None:
+        for row in rows:
+            ref = SubjectRef(row.finding.subject_type, row.finding.subject_id)
+            self.open.setdefault(ref, {})[row.finding] = row.recorded_from_position
+
+    def apply_commit(self, events: list[LogEvent]) -> Commit:
+        last = events[-1]
+        commit = Commit(last.position, last.recorded_at)
+        for event in events:
+            self.replay(event)
+            commit.touched |= self.world.touched_by(event.kind, event.record_id)
+        for ref in sorted(commit.touched):
+            current = self.open.get(ref, {})
+            fresh = set(findings_for(self.world, ref))
+            commit.closed += [OpenFinding(f, p) for f, p in current.items() if f not in fresh]
+            kept = {f: p for f, p in current.items() if f in fresh}
+            opened = sorted(fresh - kept.keys())
+            commit.opened += opened
+            self.open[ref] = kept | {f: last.position for f in opened}
+        return commit
+
+
+def commits(events: Iterable[LogEvent]) -> Iterable[list[LogEvent]]:
+    """Group consecutive events by their recorded_at: one group a commit."""
+    group: list[LogEvent] = []
+    for event in events:
+        if group and event.recorded_at != group[-1].recorded_at:
+            yield group
+            group = []
+        group.append(event)
+    if group:
+        yield group
