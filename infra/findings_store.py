@@ -10,14 +10,19 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from domain.evaluator import Finding
+from domain.evaluator import Finding, ProcessingPiece
 from domain.types import Status
 from infra.store import Dialect
-from projections.findings import Commit, OpenFinding
+from projections.findings import Commit, OpenFinding, OpenPiece
 
 _COLUMNS = ("firm_id, subject_type, subject_id, regulation_id, valid_from, valid_to, status, "
             "recorded_from_position, recorded_to_position, recorded_from, recorded_to, "
             "citation, explanation, evidence")
+
+
+_PIECE_COLUMNS = ("firm_id, activity_id, data_subject_country, valid_from, valid_to, "
+                  "processed_in, recorded_from_position, recorded_to_position, recorded_from, "
+                  "recorded_to")
 
 
 class TrackingConflictError(Exception):
@@ -28,6 +33,7 @@ class FindingsStore:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self.table = dialect.findings_table
+        self.pieces_table = dialect.residency_table
 
     def _rows(self, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
         with self.dialect.transaction(commit=False) as cursor:
@@ -43,6 +49,11 @@ class FindingsStore:
         rows = self._rows(f"SELECT {_COLUMNS} FROM {self.table} "
                           "WHERE recorded_to_position IS NULL")
         return [OpenFinding(self._finding(r), int(r["recorded_from_position"])) for r in rows]
+
+    def open_pieces(self) -> list[OpenPiece]:
+        rows = self._rows(f"SELECT {_PIECE_COLUMNS} FROM {self.pieces_table} "
+                          "WHERE recorded_to_position IS NULL")
+        return [OpenPiece(self._piece(r), int(r["recorded_from_position"])) for r in rows]
 
     def write(self, name: str, seen: int, reached: int, commits: Iterable[Commit]) -> None:
         """Close and open rows for each commit, and move tracking from `seen` to `reached`."""
@@ -60,7 +71,26 @@ class FindingsStore:
                         f"INSERT INTO {self.table} ({_COLUMNS}) VALUES "
                         "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                     ), [self._open_params(commit, f) for f in commit.opened])
+                self._write_pieces(cursor, commit)
             self._move_tracking(cursor, name, seen, reached)
+
+    def _write_pieces(self, cursor: Any, commit: Commit) -> None:
+        d = self.dialect
+        if commit.closed_pieces:
+            cursor.executemany(d.sql(
+                f"UPDATE {self.pieces_table} SET recorded_to_position = %s, recorded_to = %s "
+                "WHERE activity_id = %s AND data_subject_country = %s AND valid_from = %s "
+                "AND recorded_from_position = %s"
+            ), [(commit.position, d.to_db_time(commit.recorded_at), o.piece.activity_id,
+                 o.piece.data_subject_country, d.to_db_date(o.piece.valid_from),
+                 o.recorded_from_position) for o in commit.closed_pieces])
+        if commit.opened_pieces:
+            cursor.executemany(d.sql(
+                f"INSERT INTO {self.pieces_table} ({_PIECE_COLUMNS}) VALUES "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            ), [(p.firm_id, p.activity_id, p.data_subject_country, d.to_db_date(p.valid_from),
+                 d.to_db_date(p.valid_to), p.processed_in, commit.position, None,
+                 d.to_db_time(commit.recorded_at), None) for p in commit.opened_pieces])
 
     def _move_tracking(self, cursor: Any, name: str, seen: int, reached: int) -> None:
         table = self.dialect.tracking_table
@@ -78,6 +108,7 @@ class FindingsStore:
     def clear(self, name: str) -> None:
         with self.dialect.transaction(commit=True) as cursor:
             cursor.execute(f"DELETE FROM {self.table}")
+            cursor.execute(f"DELETE FROM {self.pieces_table}")
             cursor.execute(self.dialect.sql(
                 f"DELETE FROM {self.dialect.tracking_table} WHERE name = %s"), (name,))
 
@@ -95,6 +126,27 @@ class FindingsStore:
             params += [self.dialect.to_db_date(day)] * 2
         rows = self._rows(statement, tuple(params))
         return sorted(self._finding(r) for r in rows)
+
+    def pieces(self, *, position: int, firm_id: str, day: date) -> list[ProcessingPiece]:
+        rows = self._rows(
+            f"SELECT {_PIECE_COLUMNS} FROM {self.pieces_table} WHERE firm_id = %s "
+            "AND recorded_from_position <= %s AND (recorded_to_position IS NULL OR "
+            "recorded_to_position > %s) AND valid_from <= %s AND (valid_to IS NULL OR "
+            "valid_to > %s)",
+            (firm_id, position, position, self.dialect.to_db_date(day),
+             self.dialect.to_db_date(day)),
+        )
+        return sorted(self._piece(r) for r in rows)
+
+    def _piece(self, row: Any) -> ProcessingPiece:
+        return ProcessingPiece(
+            firm_id=row["firm_id"],
+            activity_id=row["activity_id"],
+            data_subject_country=row["data_subject_country"],
+            valid_from=self.dialect.from_db_date(row["valid_from"]),  # type: ignore[arg-type]
+            valid_to=self.dialect.from_db_date(row["valid_to"]),
+            processed_in=row["processed_in"],
+        )
 
     def changes_between(self, firm_id: str, after: int, upto: int) -> list[int]:
         """Positions in (after, upto] at which the firm's findings changed."""

@@ -16,6 +16,7 @@ from infra.store import (
     API_KEYS,
     FINDINGS,
     IDEMPOTENCY,
+    RESIDENCY,
     SEALS,
     TRACKING,
     Cursor,
@@ -36,6 +37,7 @@ class PostgresDialect:
         self.api_keys_table = f'"{schema}".{API_KEYS}'
         self.findings_table = f'"{schema}".{FINDINGS}'
         self.tracking_table = f'"{schema}".{TRACKING}'
+        self.residency_table = f'"{schema}".{RESIDENCY}'
 
     def sql(self, statement: str) -> str:
         return statement
@@ -98,6 +100,14 @@ def _ddl(dialect: PostgresDialect) -> list[str]:
         "(firm_id, recorded_from_position, valid_from)",
         f"CREATE INDEX IF NOT EXISTS {FINDINGS}_open ON {dialect.findings_table} "
         "(firm_id, valid_from) WHERE recorded_to_position IS NULL",
+        f"CREATE TABLE IF NOT EXISTS {dialect.residency_table} (firm_id text NOT NULL, "
+        "activity_id text NOT NULL, data_subject_country text NOT NULL, "
+        "valid_from date NOT NULL, valid_to date, processed_in text, "
+        "recorded_from_position bigint NOT NULL, recorded_to_position bigint, "
+        "recorded_from timestamptz NOT NULL, recorded_to timestamptz, PRIMARY KEY "
+        "(activity_id, data_subject_country, valid_from, recorded_from_position))",
+        f"CREATE INDEX IF NOT EXISTS {RESIDENCY}_firm ON {dialect.residency_table} "
+        "(firm_id, recorded_from_position, valid_from)",
         f"CREATE TABLE IF NOT EXISTS {dialect.tracking_table} (name text PRIMARY KEY, "
         "position bigint NOT NULL)",
         f"CREATE OR REPLACE FUNCTION {refuse}() RETURNS trigger LANGUAGE plpgsql AS $$ "

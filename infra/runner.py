@@ -54,7 +54,7 @@ class ProjectionRunner:
             if entry.position > position:
                 break
             projection.replay(log_event(entry))
-        projection.restore(self.findings.open_findings())
+        projection.restore(self.findings.open_findings(), self.findings.open_pieces())
         self.projection, self.position = projection, position
         log.info("projection_loaded", projection=self.name, position=position)
 

@@ -14,6 +14,7 @@ from infra.store import (
     API_KEYS,
     FINDINGS,
     IDEMPOTENCY,
+    RESIDENCY,
     SEALS,
     TRACKING,
     Cursor,
@@ -31,6 +32,7 @@ class SQLiteDialect:
     api_keys_table = API_KEYS
     findings_table = FINDINGS
     tracking_table = TRACKING
+    residency_table = RESIDENCY
 
     def __init__(self, datastore: SQLiteDatastore) -> None:
         self.datastore = datastore
@@ -106,6 +108,14 @@ class SealingSQLiteRecorder(SQLiteApplicationRecorder):
             "(firm_id, recorded_from_position, valid_from)",
             f"CREATE INDEX IF NOT EXISTS {FINDINGS}_open ON {FINDINGS} (firm_id, valid_from) "
             "WHERE recorded_to_position IS NULL",
+            f"CREATE TABLE IF NOT EXISTS {RESIDENCY} (firm_id TEXT NOT NULL, "
+            "activity_id TEXT NOT NULL, data_subject_country TEXT NOT NULL, "
+            "valid_from TEXT NOT NULL, valid_to TEXT, processed_in TEXT, "
+            "recorded_from_position INTEGER NOT NULL, recorded_to_position INTEGER, "
+            "recorded_from TEXT NOT NULL, recorded_to TEXT, PRIMARY KEY (activity_id, "
+            "data_subject_country, valid_from, recorded_from_position))",
+            f"CREATE INDEX IF NOT EXISTS {RESIDENCY}_firm ON {RESIDENCY} "
+            "(firm_id, recorded_from_position, valid_from)",
             f"CREATE TABLE IF NOT EXISTS {TRACKING} (name TEXT PRIMARY KEY, "
             "position INTEGER NOT NULL)",
             *_immutable(self.events_table_name),

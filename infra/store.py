@@ -23,6 +23,7 @@ IDEMPOTENCY = "chipledger_idempotency"
 API_KEYS = "chipledger_api_keys"
 FINDINGS = "chipledger_findings"
 TRACKING = "chipledger_tracking"
+RESIDENCY = "chipledger_residency"
 
 
 class Cursor(Protocol):
@@ -43,6 +44,7 @@ class Dialect(Protocol):
     api_keys_table: str
     findings_table: str
     tracking_table: str
+    residency_table: str
 
     def sql(self, statement: str) -> str: ...
     def db_now(self, cursor: Cursor) -> datetime: ...

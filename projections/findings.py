@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from domain.evaluator import Finding, findings_for
+from domain.evaluator import Finding, ProcessingPiece, findings_for, processing_pieces
 from domain.records import LoggedEvent
 from domain.world import SubjectRef, World
 
@@ -38,6 +38,12 @@ class OpenFinding:
     recorded_from_position: int
 
 
+@dataclass(frozen=True)
+class OpenPiece:
+    piece: ProcessingPiece
+    recorded_from_position: int
+
+
 @dataclass
 class Commit:
     """What one commit changed: rows to close and rows to open, at its last position."""
@@ -46,6 +52,8 @@ class Commit:
     recorded_at: datetime
     closed: list[OpenFinding] = field(default_factory=list)
     opened: list[Finding] = field(default_factory=list)
+    closed_pieces: list[OpenPiece] = field(default_factory=list)
+    opened_pieces: list[ProcessingPiece] = field(default_factory=list)
     touched: set[SubjectRef] = field(default_factory=set)
 
 
@@ -53,16 +61,20 @@ class FindingsProjection:
     def __init__(self) -> None:
         self.world = World()
         self.open: dict[SubjectRef, dict[Finding, int]] = {}
+        self.open_pieces: dict[SubjectRef, dict[ProcessingPiece, int]] = {}
 
     def replay(self, event: LogEvent) -> None:
         """Fold an already-projected event into the world (on start-up, no rows written)."""
         self.world.apply(event.kind, event.record_id,
                          LoggedEvent(event.type, event.data, event.position))
 
-    def restore(self, rows: Iterable[OpenFinding]) -> None:
+    def restore(self, rows: Iterable[OpenFinding], pieces: Iterable[OpenPiece] = ()) -> None:
         for row in rows:
             ref = SubjectRef(row.finding.subject_type, row.finding.subject_id)
             self.open.setdefault(ref, {})[row.finding] = row.recorded_from_position
+        for piece in pieces:
+            ref = SubjectRef("processing_activity", piece.piece.activity_id)
+            self.open_pieces.setdefault(ref, {})[piece.piece] = piece.recorded_from_position
 
     def apply_commit(self, events: list[LogEvent]) -> Commit:
         last = events[-1]
@@ -77,8 +89,20 @@ class FindingsProjection:
             kept = {f: p for f, p in current.items() if f in fresh}
             opened = sorted(fresh - kept.keys())
             commit.opened += opened
-            self.open[ref] = kept | {f: last.position for f in opened}
+            self.open[ref] = kept | dict.fromkeys(opened, last.position)
+            if ref.kind == "processing_activity":
+                self._recompute_pieces(ref, commit)
         return commit
+
+    def _recompute_pieces(self, ref: SubjectRef, commit: Commit) -> None:
+        state = self.world.get(ref.kind, ref.record_id)
+        fresh = set(processing_pieces(self.world, state)) if state else set()
+        current = self.open_pieces.get(ref, {})
+        commit.closed_pieces += [OpenPiece(p, f) for p, f in current.items() if p not in fresh]
+        kept = {p: f for p, f in current.items() if p in fresh}
+        opened = sorted(fresh - kept.keys())
+        commit.opened_pieces += opened
+        self.open_pieces[ref] = kept | dict.fromkeys(opened, commit.position)
 
 
 def commits(events: Iterable[LogEvent]) -> Iterable[list[LogEvent]]:
