@@ -9,11 +9,13 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request, Response
 
-from api import appends, audit, ops, problems, reads
+from api import appends, audit, ops, posture, problems, reads
 from api.problems import Problem
 from infra.bootstrap import Container, bootstrap
 from infra.keys import KeyRing
 from infra.metrics import Metrics
+from infra.posture import PostureService
+from infra.runner import Workers
 from infra.service import AppendService, ReadService
 from infra.settings import AuthMode, Settings
 
@@ -21,9 +23,11 @@ log = structlog.get_logger("chipledger.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, container: Container | None = None, *,
+               workers: bool = True) -> FastAPI:
     """Build the app. With no container, one is bootstrapped at startup and closed at
-    shutdown; a given container belongs to the caller."""
+    shutdown; a given container belongs to the caller. With `workers`, the projection
+    runner follows the log in a background thread of this process."""
     settings = container.settings if container else (settings or Settings())
 
     @asynccontextmanager
@@ -34,10 +38,15 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         if settings.auth is AuthMode.DISABLED:
             log.warning("auth_disabled", detail="CHIPLEDGER_AUTH=disabled: every request is "
                         "served as admin, without a key. Never run this way in production.")
-        log.info("api_started", backend=settings.backend)
+        background = Workers(built, poll_interval=settings.poll_interval) if workers else None
+        if background:
+            background.start()
+        log.info("api_started", backend=settings.backend, workers=workers)
         try:
             yield
         finally:
+            if background:
+                background.stop()
             if owned:
                 built.close()
 
@@ -51,6 +60,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.metrics = Metrics()
     problems.install(app)
     appends.install(app)
+    posture.install(app)
     reads.install(app)
     audit.install(app)
     ops.install(app)
@@ -63,6 +73,7 @@ def wire(app: FastAPI, container: Container) -> None:
     app.state.appends = AppendService(container)
     app.state.reads = ReadService(container)
     app.state.keyring = KeyRing(container.store)
+    app.state.posture = PostureService(container)
 
 
 def _route_template(request: Request) -> str:

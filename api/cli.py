@@ -1,28 +1,39 @@
 """The `chipledger` command line: the same contract as the HTTP API."""
 
+import signal
 import sys
+import threading
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from api.appends import parse_batch_line
 from api.audit import export_lines
 from api.problems import Problem
+from api.reads import resolve_times
 from domain.errors import LedgerError
+from domain.evaluator import Posture
 from infra.bootstrap import Container, bootstrap
 from infra.keys import KeyRing, Role
 from infra.logging import configure_logging
+from infra.posture import Moment, PostureService
+from infra.runner import ProjectionRunner
+from infra.seal import format_time
 from infra.service import AppendService, ReadService, request_fingerprint
 from infra.settings import Settings
+from projections.findings import PROJECTION_NAME
 
 cli = typer.Typer(name="chipledger", no_args_is_help=True, add_completion=False,
                   help="Event-sourced audit ledger for AI-compute export control.")
 keys = typer.Typer(no_args_is_help=True, help="API keys.")
 cli.add_typer(keys, name="keys")
 err = Console(stderr=True)
+out = Console()
 
 
 def _start() -> Container:
@@ -45,9 +56,89 @@ def serve(
 
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
-    app = create_app(settings)
-    app.state.run_workers = not no_workers
+    app = create_app(settings, workers=not no_workers)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+
+
+@cli.command()
+def worker() -> None:
+    """Run the projections alone (no API), until interrupted."""
+    container = _start()
+    runner = ProjectionRunner(container, poll_interval=container.settings.poll_interval)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    err.print(f"worker following the log on {container.settings.backend}")
+    try:
+        runner.run(stop)
+    finally:
+        container.close()
+
+
+@cli.command()
+def rebuild(
+    projection: Annotated[str, typer.Argument(help="the read model to rebuild")] = "findings",
+) -> None:
+    """Rebuild a read model from position 0 of the log."""
+    if projection != PROJECTION_NAME:
+        err.print(f"unknown projection {projection!r}; known: {PROJECTION_NAME}")
+        raise typer.Exit(2)
+    container = _start()
+    try:
+        head = container.store.head()
+        with _progress() as progress:
+            task = progress.add_task(f"rebuilding {projection}",
+                                     total=head.position if head else 0)
+            position = ProjectionRunner(container).rebuild(
+                lambda done, _: progress.update(task, completed=done))
+    finally:
+        container.close()
+    print(f"rebuilt {projection} through position {position}")
+
+
+@cli.command()
+def posture(
+    firm: Annotated[str, typer.Argument(help="the firm's id")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="valid date YYYY-MM-DD")] = None,
+    known_at: Annotated[str | None, typer.Option("--known-at", help="RFC 3339 time")] = None,
+) -> None:
+    """A firm's posture on a date as known at a time, as a table."""
+    day, moment_at = _times(as_of, known_at)
+    container = _start()
+    try:
+        ProjectionRunner(container).catch_up()
+        service = PostureService(container)
+        moment = service.moment(day, moment_at)
+        service.check_firm(firm, moment)
+        result = service.posture(firm, moment)
+    except LedgerError as error:
+        err.print(str(error))
+        raise typer.Exit(1) from None
+    finally:
+        container.close()
+    out.print(posture_table(result, moment))
+
+
+def _times(as_of: str | None, known_at: str | None) -> tuple[date, datetime]:
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+        moment = datetime.fromisoformat(known_at) if known_at else None
+    except ValueError as error:
+        err.print(f"bad date or time: {error}")
+        raise typer.Exit(2) from None
+    return resolve_times(day, moment)
+
+
+def posture_table(result: Posture, moment: Moment) -> Table:
+    table = Table(title=f"{result.firm_id}: {result.status.value.upper()} on {moment.as_of} "
+                        f"(as known at {format_time(moment.known_at)}, position "
+                        f"{moment.position})")
+    for column in ("status", "subject", "regulation", "from", "to", "explanation"):
+        table.add_column(column, overflow="fold")
+    for f in result.findings:
+        table.add_row(f.status.value, f"{f.subject_type} {f.subject_id}", f.regulation_id,
+                      str(f.valid_from), str(f.valid_to or "open"), f.explanation)
+    return table
 
 
 @keys.command("create")

@@ -20,6 +20,7 @@ async def readyz(request: Request) -> JSONResponse:
     store = request.app.state.container.store
     try:
         head = await run_in_threadpool(store.head)
+        projected = await run_in_threadpool(request.app.state.posture.projected)
     except Exception as error:  # any failure to reach the database means not ready
         return JSONResponse({"status": "unavailable", "database": type(error).__name__},
                             status_code=503)
@@ -28,7 +29,8 @@ async def readyz(request: Request) -> JSONResponse:
         "database": "ok",
         "backend": request.app.state.settings.backend,
         "head_position": head.position if head else 0,
-        "projections": {},
+        "projections": {"findings": {"position": projected,
+                                     "lag": max(0, (head.position if head else 0) - projected)}},
     }
     return JSONResponse(body)
 
@@ -38,6 +40,9 @@ async def metrics(request: Request, _: Reader) -> Response:
     state = request.app.state
     head = await run_in_threadpool(state.container.store.head)
     state.metrics.head_position.set(head.position if head else 0)
+    projected = await run_in_threadpool(state.posture.projected)
+    state.metrics.projection_lag.labels("findings").set(
+        max(0, (head.position if head else 0) - projected))
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

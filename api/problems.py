@@ -16,6 +16,7 @@ from domain.errors import (
     RecordNotFoundError,
     VersionMismatchError,
 )
+from infra.posture import ProjectionBehindError
 from infra.service import ConcurrentAppendError, IdempotencyKeyReusedError
 
 PROBLEM = "application/problem+json"
@@ -106,6 +107,11 @@ def install(app: FastAPI) -> None:
     async def _key_reused(_: Request, exc: IdempotencyKeyReusedError) -> JSONResponse:
         errors = [_entry(("header", "Idempotency-Key"), str(exc), "idempotency_key_reused")]
         return invalid(errors).response()
+
+    @app.exception_handler(ProjectionBehindError)
+    async def _behind(_: Request, exc: ProjectionBehindError) -> JSONResponse:
+        return Problem(503, "Read models behind", str(exc),
+                       headers={"Retry-After": "1"}).response()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     postgres_max_overflow: int = Field(default=20, ge=0)
     postgres_lock_timeout: int = Field(default=5, ge=0)
     webhook_allow_local: bool = False
+    poll_interval: float = Field(default=0.5, gt=0, le=60)
 
     @field_validator("database_url")
     @classmethod

@@ -234,6 +234,15 @@ class LogStore:
         )
         return [self._entry(r) for r in rows]
 
+    def entries_of_topics(self, topics: list[str], *, upto: int) -> list[LogEntry]:
+        marks = ", ".join(["%s"] * len(topics))
+        rows = self._rows(
+            self._select_entries + f"WHERE e.topic IN ({marks}) AND s.position <= %s "
+            "ORDER BY s.position",
+            (*topics, upto),
+        )
+        return [self._entry(r) for r in rows]
+
     def iter_entries(self, *, after: int = 0, batch: int = 5000) -> Iterator[LogEntry]:
         while True:
             page = self.entries(after=after, limit=batch)

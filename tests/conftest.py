@@ -62,7 +62,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, auth="enabled", log_format="console")
+    return Settings(database_url=database_url, auth="enabled", log_format="console",
+                    poll_interval=0.05)
 
 
 @pytest.fixture
