@@ -141,6 +141,18 @@ def posture_table(result: Posture, moment: Moment) -> Table:
     return table
 
 
+@cli.command()
+def demo() -> None:
+    """Record the 2022-2025 export-control story and print each firm's posture over time."""
+    from api.demo import run_demo
+
+    container = _start()
+    try:
+        run_demo(container, out)
+    finally:
+        container.close()
+
+
 @keys.command("create")
 def keys_create(
     role: Annotated[Role, typer.Option(help="reader, writer, auditor or admin")],
