@@ -1,0 +1,68 @@
+"""The projection runner as a process would run it: in the background, one leader at a time."""
+
+import threading
+import time
+
+import pytest
+
+from infra.findings_store import FindingsStore
+from infra.runner import ProjectionRunner, Workers
+from tests.data import record_world
+
+
+def _wait_until(condition, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+class TestRunnersFollowingTheLog:
+    def test_two_runners_on_one_database_leave_the_same_rows_as_a_rebuild(
+        self, client, writer, container
+    ):
+        # Step 1: a second runner joins the one the app runs in the background.
+        second = Workers(container, poll_interval=0.05)
+        second.start()
+        try:
+            # Step 2: the world and then a correction are recorded.
+            record_world(client, writer)
+            answer = client.post("/v1/shipments/ship-h20-0501/corrections", headers=writer,
+                                 json={"quantity": 1200, "reason": "invoice"}).json()
+            store = FindingsStore(container.store.dialect)
+            _wait_until(lambda: store.tracking("findings") >= answer["position"])
+        finally:
+            second.stop()
+        # Step 3: what they wrote equals a rebuild from zero.
+        incremental = store.findings(position=answer["position"])
+        rows_before = store.open_findings()
+        ProjectionRunner(container).rebuild()
+        assert store.findings(position=answer["position"]) == incremental
+        assert sorted(map(repr, store.open_findings())) == sorted(map(repr, rows_before))
+        assert any("1200 nvidia-h20" in f.explanation for f in incremental)
+
+    def test_only_one_postgres_runner_leads(self, container, database_url):
+        if not database_url.startswith("postgres"):
+            pytest.skip("leadership by advisory lock is PostgreSQL's; SQLite runners poll")
+        from infra.runner import _waiter
+
+        first = _waiter(container, "findings", 0.05)
+        second = _waiter(container, "findings", 0.05)
+        try:
+            assert first.lead() is True
+            assert second.lead() is False
+            # The leader's connection dies: the other takes over.
+            first.close()
+            _wait_until(second.lead, timeout=5)
+        finally:
+            first.close()
+            second.close()
+
+    def test_a_stopped_worker_thread_ends_promptly(self, container):
+        workers = Workers(container, poll_interval=0.05)
+        workers.start()
+        started = time.monotonic()
+        workers.stop()
+        assert not workers.thread.is_alive()
+        assert time.monotonic() - started < 5
+        assert isinstance(workers.stop_event, threading.Event)
