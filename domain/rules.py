@@ -8,7 +8,7 @@ from domain.types import Authority, Country, Purpose, RecordId
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ChipThreshold(_Strict):
