@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request, Response
 
-from api import appends, audit, ops, posture, problems, reads
+from api import appends, audit, ops, posture, problems, reads, replays
 from api.problems import Problem
 from infra.bootstrap import Container, bootstrap
 from infra.keys import KeyRing
 from infra.metrics import Metrics
 from infra.posture import PostureService
+from infra.replay import ReplayService
 from infra.runner import Workers
 from infra.service import AppendService, ReadService
 from infra.settings import AuthMode, Settings
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.metrics = Metrics()
     problems.install(app)
     appends.install(app)
+    replays.install(app)
     posture.install(app)
     reads.install(app)
     audit.install(app)
@@ -74,6 +76,7 @@ def wire(app: FastAPI, container: Container) -> None:
     app.state.reads = ReadService(container)
     app.state.keyring = KeyRing(container.store)
     app.state.posture = PostureService(container)
+    app.state.replays = ReplayService(container)
 
 
 def _route_template(request: Request) -> str:

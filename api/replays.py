@@ -1,0 +1,156 @@
+"""Audit replays (with what-ifs) and posture diffs."""
+
+import json
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from api.appends import parse_batch_line, read_body
+from api.auth import Auditor, Reader
+from api.posture import _firm_id, _moment, finding_json
+from api.problems import Problem, invalid, pydantic_errors
+from api.reads import resolve_times
+from domain.evaluator import FindingsDiff, diff_findings
+from domain.ids import is_record_id, record_uuid
+from infra.posture import Moment, PostureService
+from infra.replay import FirmAnswer, Replay, ReplayService
+from infra.seal import format_time
+
+MAX_HYPOTHETICAL = 1000
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: date | None = None
+    known_at: datetime | None = None
+    firm_ids: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]] | None = \
+        Field(default=None, max_length=1000)
+    hypothetical: list[dict[str, Any]] = Field(default_factory=list,
+                                               max_length=MAX_HYPOTHETICAL)
+
+
+def answer_json(firm_id: str, answer: FirmAnswer) -> dict[str, Any]:
+    return {
+        "firm_id": firm_id,
+        "status": answer.posture.status.value,
+        "findings": [finding_json(f) for f in answer.posture.findings],
+        "residency": {
+            "status": answer.residency_status.value,
+            "processing": [{"data_subject_country": p.data_subject_country,
+                            "processed_in": p.processed_in, "activity_id": p.activity_id,
+                            "status": p.status.value} for p in answer.processing],
+        },
+    }
+
+
+def diff_json(diff: FindingsDiff) -> dict[str, Any]:
+    return {
+        "added": [finding_json(f) for f in diff.added],
+        "removed": [finding_json(f) for f in diff.removed],
+        "changed": [{"before": finding_json(a), "after": finding_json(b)}
+                    for a, b in diff.changed],
+    }
+
+
+def replay_json(result: Replay) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "as_of": result.as_of.isoformat(),
+        "known_at": format_time(result.known_at),
+        "position": result.position,
+        "events_replayed": result.events_replayed,
+        "consistent_with_projections": result.consistent_with_projections,
+        "projection_position": result.projection_position,
+        "differences": [{
+            "firm_id": d.firm_id, "subject_type": d.key[0], "subject_id": d.key[1],
+            "regulation_id": d.key[2],
+            "replayed": finding_json(d.replayed) if d.replayed else None,
+            "projected": finding_json(d.projected) if d.projected else None,
+        } for d in result.differences],
+        "firms": [answer_json(f, a) for f, a in result.firms.items()],
+    }
+    if result.baseline is not None:
+        body["hypothetical"] = {
+            "events": result.hypothetical_events,
+            "changes": [{
+                "firm_id": firm,
+                "status_before": result.baseline[firm].posture.status.value,
+                "status_after": result.firms[firm].posture.status.value,
+                **diff_json(diff_findings(result.baseline[firm].posture.findings,
+                                          result.firms[firm].posture.findings)),
+            } for firm in result.firms],
+        }
+    return body
+
+
+async def create_replay(request: Request, _: Auditor) -> dict[str, Any]:
+    """Recompute posture and residency from the raw log alone; with `hypothetical` events,
+    what the answer would be if they were recorded (they never are)."""
+    raw = await read_body(request)
+    try:
+        ask = ReplayRequest.model_validate_json(raw or b"{}")
+    except ValidationError as error:
+        raise invalid(pydantic_errors(error)) from None
+    errors, appends = [], []
+    for number, line in enumerate(ask.hypothetical, start=1):
+        try:
+            appends.append(parse_batch_line(json.dumps(line), number))
+        except Problem as problem:
+            errors += [{**e, "loc": ["body", "hypothetical", *e["loc"][1:]],
+                        "field": ".".join(map(str, ["body", "hypothetical", *e["loc"][1:]]))}
+                       for e in problem.errors]
+    if errors:
+        raise invalid(errors)
+    day, moment = resolve_times(ask.as_of, ask.known_at)
+    service: ReplayService = request.app.state.replays
+    result = await run_in_threadpool(service.replay, day, moment, ask.firm_ids, appends)
+    unknown = sorted(set(ask.firm_ids or ()) - _known_firms(service, result))
+    if unknown:
+        raise invalid([{"loc": ["body", "firm_ids"], "field": "body.firm_ids",
+                        "msg": f"no firm with id {', '.join(map(repr, unknown))} as known at "
+                               f"{format_time(moment)}", "type": "unknown_reference"}])
+    return replay_json(result)
+
+
+def _known_firms(service: ReplayService, result: Replay) -> set[str]:
+    return {f for f in result.firms
+            if service.store.entries_for(record_uuid("firm", f), upto=result.position)}
+
+
+async def read_posture_diff(
+    request: Request, firm_id: str, _: Reader,
+    from_as_of: Annotated[date | None, Query()] = None,
+    to_as_of: Annotated[date | None, Query()] = None,
+    from_known_at: Annotated[datetime | None, Query()] = None,
+    to_known_at: Annotated[datetime | None, Query()] = None,
+    min_position: Annotated[int | None, Query(ge=0)] = None,
+) -> dict[str, Any]:
+    """A firm's posture between two dates, or between two record times for one date (what a
+    restatement changed): added, removed and changed findings."""
+    if not is_record_id(firm_id):
+        raise Problem(404, "Not found", f"no firm with id {firm_id!r}")
+    service: PostureService = request.app.state.posture
+    start = await _moment(service, from_as_of, from_known_at, min_position)
+    end = await _moment(service, to_as_of or from_as_of, to_known_at, None)
+    await run_in_threadpool(service.check_firm, _firm_id(firm_id), end)
+    before = await run_in_threadpool(service.posture, firm_id, start)
+    after = await run_in_threadpool(service.posture, firm_id, end)
+    return {"firm_id": firm_id, "from": _side(start, before.status.value),
+            "to": _side(end, after.status.value),
+            **diff_json(diff_findings(before.findings, after.findings))}
+
+
+def _side(moment: Moment, status: str) -> dict[str, Any]:
+    return {"as_of": moment.as_of.isoformat(), "known_at": format_time(moment.known_at),
+            "position": moment.position, "status": status}
+
+
+def install(app: FastAPI) -> None:
+    router = APIRouter(prefix="/v1", tags=["audit"])
+    router.add_api_route("/replays", create_replay, methods=["POST"], name="create_replay")
+    router.add_api_route("/firms/{firm_id}/posture/diff", read_posture_diff, methods=["GET"],
+                         name="read_posture_diff")
+    app.include_router(router)
