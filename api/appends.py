@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Writer
 from api.problems import Problem, invalid, pydantic_errors
 from domain.application import Append
+from domain.errors import FieldProblem, InvalidRecordError
 from domain.ids import is_record_id
 from domain.kinds import BY_COLLECTION, KINDS, KindSpec, Role
 from infra.service import Answer, AppendService, request_fingerprint
@@ -201,7 +202,22 @@ async def append_batch(request: Request, _: Writer) -> JSONResponse:
             errors += problem.errors
     if errors:
         raise invalid(errors)
-    return await run_appends(request, appends, raw, batch=True)
+    try:
+        return await run_appends(request, appends, raw, batch=True)
+    except InvalidRecordError as error:
+        raise invalid(_batch_problems(error.problems, [n for n, _ in lines])) from None
+
+
+def _batch_problems(problems: list[FieldProblem], numbers: list[int]) -> list[dict[str, Any]]:
+    """Name a refused record by its line, as a refused parse does: body.<line>.body.<field>.
+    The Ledger names the append's 1-based index among the non-blank lines, and only when the
+    batch has more than one."""
+    entries = []
+    for problem in problems:
+        index, loc = (problem.loc[0], problem.loc[1:]) if len(numbers) > 1 else (1, problem.loc)
+        line = numbers[int(index) - 1]
+        entries.append(_err(("body", line, "body", *loc), problem.msg, problem.type))
+    return entries
 
 
 def _schema(model: Any) -> dict[str, Any]:
