@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, Response
 from api import appends, audit, ops, posture, problems, reads, replays
 from api.problems import Problem
 from infra.bootstrap import Container, bootstrap
+from infra.checkpoints import Checkpointer, SigningKey, signing_key_path
 from infra.keys import KeyRing
 from infra.metrics import Metrics
 from infra.posture import PostureService
@@ -39,7 +40,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         if settings.auth is AuthMode.DISABLED:
             log.warning("auth_disabled", detail="CHIPLEDGER_AUTH=disabled: every request is "
                         "served as admin, without a key. Never run this way in production.")
-        background = Workers(built, poll_interval=settings.poll_interval) if workers else None
+        background = Workers(built, poll_interval=settings.poll_interval,
+                             checkpointer=app.state.checkpointer) if workers else None
         if background:
             background.start()
         log.info("api_started", backend=settings.backend, workers=workers)
@@ -77,6 +79,8 @@ def wire(app: FastAPI, container: Container) -> None:
     app.state.keyring = KeyRing(container.store)
     app.state.posture = PostureService(container)
     app.state.replays = ReplayService(container)
+    app.state.signing_key = SigningKey.load_or_create(signing_key_path(container))
+    app.state.checkpointer = Checkpointer(container, app.state.signing_key)
 
 
 def _route_template(request: Request) -> str:

@@ -1,20 +1,26 @@
 """Integrity of the sealed log: its head, a full verification, and a verifiable export."""
 
-import json
+import base64
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Auditor, Reader
+from api.problems import Problem
+from infra.bundle import EXPORT_FORMAT, canonical_json
+from infra.checkpoints import (
+    SIGNATURE_ALGORITHM,
+    Checkpoint,
+    Checkpointer,
+    CheckpointStore,
+    SigningKey,
+)
 from infra.seal import ALGORITHM, GENESIS_HASH, format_time
 from infra.service import ReadService, export_line
 from infra.store import LogStore
-
-EXPORT_FORMAT = "chipledger-export-v1"
 
 
 async def read_integrity(request: Request, _: Reader) -> dict[str, Any]:
@@ -41,18 +47,19 @@ async def verify_integrity(request: Request, _: Auditor) -> dict[str, Any]:
     }
 
 
-def export_lines(store: LogStore) -> Iterator[str]:
-    """A header line, then every event up to the head at the start, with its seal."""
-    head = store.head()
-    head_position = head.position if head else 0
+def export_lines(store: LogStore, checkpoint: Checkpoint | None = None) -> Iterator[str]:
+    """A header line (with the signed checkpoint of the exported head), then every event up
+    to that head, with its seal."""
+    head_position = checkpoint.position if checkpoint else 0
+    head_hash = checkpoint.hash if checkpoint else GENESIS_HASH
     header = {
         "format": EXPORT_FORMAT,
         "algorithm": ALGORITHM,
-        "exported_at": format_time(datetime.now(UTC)),
         "head_position": head_position,
-        "head_hash": head.hash if head else GENESIS_HASH,
+        "head_hash": head_hash,
+        "checkpoint": checkpoint.to_json() if checkpoint else None,
     }
-    yield json.dumps(header, sort_keys=True) + "\n"
+    yield canonical_json(header) + "\n"
     for entry in store.iter_entries():
         if entry.position > head_position:
             return
@@ -62,7 +69,35 @@ def export_lines(store: LogStore) -> Iterator[str]:
 async def export_log(request: Request, _: Auditor) -> StreamingResponse:
     """The whole log as NDJSON with hashes, verifiable offline."""
     store: LogStore = request.app.state.container.store
-    return StreamingResponse(export_lines(store), media_type="application/x-ndjson")
+    checkpointer: Checkpointer = request.app.state.checkpointer
+    checkpoint = await run_in_threadpool(checkpointer.checkpoint_now)
+    return StreamingResponse(export_lines(store, checkpoint), media_type="application/x-ndjson")
+
+
+async def read_public_key(request: Request, _: Reader) -> dict[str, Any]:
+    """The Ed25519 key that signs checkpoints: verify them with it."""
+    key: SigningKey = request.app.state.signing_key
+    return {"algorithm": SIGNATURE_ALGORITHM, "key_id": key.key_id,
+            "public_key": base64.b64encode(key.public_raw).decode(),
+            "public_key_pem": key.public_pem()}
+
+
+async def read_latest_checkpoint(request: Request, _: Reader) -> dict[str, Any]:
+    """The latest signed checkpoint of the log's head."""
+    checkpoints = CheckpointStore(request.app.state.container.store)
+    latest = await run_in_threadpool(checkpoints.latest)
+    if latest is None:
+        raise Problem(404, "Not found", "no checkpoint has been signed yet")
+    return latest.to_json()
+
+
+async def create_checkpoint(request: Request, _: Auditor) -> JSONResponse:
+    """Sign the head now (unless the latest checkpoint already covers it)."""
+    checkpointer: Checkpointer = request.app.state.checkpointer
+    checkpoint = await run_in_threadpool(checkpointer.checkpoint_now)
+    if checkpoint is None:
+        raise Problem(409, "Conflict", "the log is empty: there is no head to sign")
+    return JSONResponse(checkpoint.to_json(), status_code=201)
 
 
 def install(app: FastAPI) -> None:
@@ -71,4 +106,10 @@ def install(app: FastAPI) -> None:
     router.add_api_route("/integrity/verification", verify_integrity, methods=["POST"],
                          name="verify_integrity")
     router.add_api_route("/exports", export_log, methods=["GET"], name="export_log")
+    router.add_api_route("/integrity/public-key", read_public_key, methods=["GET"],
+                         name="read_public_key")
+    router.add_api_route("/integrity/checkpoints/latest", read_latest_checkpoint,
+                         methods=["GET"], name="read_latest_checkpoint")
+    router.add_api_route("/integrity/checkpoints", create_checkpoint, methods=["POST"],
+                         name="create_checkpoint")
     app.include_router(router)

@@ -1,5 +1,6 @@
 """The `chipledger` command line: the same contract as the HTTP API."""
 
+import json
 import signal
 import sys
 import threading
@@ -19,6 +20,15 @@ from api.reads import resolve_times
 from domain.errors import LedgerError
 from domain.evaluator import Posture
 from infra.bootstrap import Container, bootstrap
+from infra.bundle import BundleError, verify_bundle
+from infra.checkpoints import (
+    Checkpoint,
+    Checkpointer,
+    SigningKey,
+    load_public_key,
+    signing_key_path,
+    verify_extends,
+)
 from infra.keys import KeyRing, Role
 from infra.logging import configure_logging
 from infra.posture import Moment, PostureService
@@ -169,19 +179,62 @@ def keys_create(
 
 
 @cli.command()
-def verify() -> None:
+def verify(
+    against: Annotated[Path | None, typer.Option(
+        "--against", exists=True, dir_okay=False,
+        help="an earlier checkpoint (JSON): prove the log extends it")] = None,
+    file: Annotated[Path | None, typer.Option(
+        "--file", exists=True, dir_okay=False,
+        help="verify an export bundle offline, without any database")] = None,
+    public_key: Annotated[Path | None, typer.Option(
+        "--public-key", exists=True, dir_okay=False,
+        help="the service's public key (PEM or base64) to trust for checkpoints")] = None,
+) -> None:
     """Recompute the hash chain. Exits 1 and names the first bad position on a mismatch."""
+    try:
+        trusted = load_public_key(public_key.read_text()) if public_key else None
+    except ValueError as error:
+        err.print(f"{public_key}: not an Ed25519 public key (PEM or base64): {error}")
+        raise typer.Exit(2) from None
+    earlier = Checkpoint.from_json(json.loads(against.read_text())) if against else None
+    if file is not None:
+        _verify_bundle(file, trusted, earlier)
+        return
     container = _start()
     try:
-        result = ReadService(container).verify()
+        if earlier is not None:
+            extension = verify_extends(container.store.iter_entries(), earlier, trusted)
+            result = extension.chain
+        else:
+            extension, result = None, ReadService(container).verify()
     finally:
         container.close()
+    if extension is not None and not extension.ok:
+        print(f"MISMATCH against checkpoint at position {extension.checkpoint_position}: "
+              f"{extension.reason}")
+        raise typer.Exit(1)
     if result.ok:
-        print(f"ok: verified {result.verified_through} events; head hash {result.head_hash}")
+        extends = f"; extends checkpoint {earlier.position}" if earlier else ""
+        print(f"ok: verified {result.verified_through} events; head hash "
+              f"{result.head_hash}{extends}")
         return
     print(f"MISMATCH at position {result.first_mismatch}: {result.reason} "
           f"(verified through {result.verified_through})")
     raise typer.Exit(1)
+
+
+def _verify_bundle(file: Path, trusted: bytes | None, earlier: Checkpoint | None) -> None:
+    try:
+        result = verify_bundle(file, trusted_public=trusted, against=earlier)
+    except BundleError as error:
+        print(f"NOT A BUNDLE: {error}")
+        raise typer.Exit(1) from None
+    if not result.ok:
+        for problem in result.problems:
+            print(f"MISMATCH: {problem}")
+        raise typer.Exit(1)
+    signed = "signed checkpoint ok" if result.checkpoint_ok else "no signed checkpoint"
+    print(f"ok: {file} holds {result.entries} events, chain intact, {signed}")
 
 
 @cli.command()
@@ -191,9 +244,11 @@ def export(
     """Write the whole log with its hashes as NDJSON, verifiable offline."""
     container = _start()
     try:
+        key = SigningKey.load_or_create(signing_key_path(container))
+        checkpoint = Checkpointer(container, key).checkpoint_now()
         out = file.open("w", encoding="utf-8") if file else sys.stdout
         try:
-            for line in export_lines(container.store):
+            for line in export_lines(container.store, checkpoint):
                 out.write(line)
         finally:
             if file:

@@ -148,14 +148,21 @@ async def read_all_postures(
     status: Annotated[Status | None, Query(description="only firms with this status")] = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
-    """Every firm with findings: its posture on `as_of` as known at `known_at`."""
+    """Every firm's posture on `as_of` as known at `known_at` (no finding: compliant)."""
     service = _service(request)
     moment = await _moment(service, as_of, known_at, min_position)
-    postures = await run_in_threadpool(service.all_postures, moment)
-    selected = [p for p in postures.values() if status is None or p.status is status]
+    postures = await run_in_threadpool(_every_posture, service, moment)
+    selected = [p for p in postures if status is None or p.status is status]
     return {**_moment_json(moment), "status": status.value if status else None,
             "firms": [{"firm_id": p.firm_id, "status": p.status.value,
                        "findings": [finding_json(f) for f in p.findings]} for p in selected]}
+
+
+def _every_posture(service: PostureService, moment: Moment) -> list[Posture]:
+    """Every firm known at the moment, in id order; a firm without findings is compliant."""
+    postures = service.all_postures(moment)
+    firms = sorted(service.firm_facts(moment).keys() | postures.keys())
+    return [postures.get(f) or Posture(f, moment.as_of, Status.COMPLIANT, []) for f in firms]
 
 
 async def list_firms(

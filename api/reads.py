@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Reader
-from api.problems import Problem
+from api.problems import Problem, invalid
 from domain.ids import is_record_id
 from domain.kinds import KINDS, KindSpec
 from infra.seal import format_time
@@ -18,10 +18,21 @@ AsOf = Annotated[date | None, Query(description="valid date (YYYY-MM-DD); defaul
 KnownAt = Annotated[datetime | None, Query(description="record time (RFC 3339); default now")]
 
 
-def resolve_times(as_of: date | None, known_at: datetime | None) -> tuple[date, datetime]:
+MAX_POSITION = 2**63 - 1  # positions are 64-bit integers in both databases
+
+
+def resolve_times(as_of: date | None, known_at: datetime | None, *, name: str = "known_at"
+                  ) -> tuple[date, datetime]:
     now = datetime.now(UTC)
-    if known_at is not None and known_at.tzinfo is None:
-        known_at = known_at.replace(tzinfo=UTC)  # RFC 3339 wants an offset; read none as UTC
+    if known_at is not None:
+        if known_at.tzinfo is None:
+            known_at = known_at.replace(tzinfo=UTC)  # RFC 3339 wants an offset; read none as UTC
+        try:
+            known_at = known_at.astimezone(UTC)
+        except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
+            raise invalid([{"loc": ["query", name], "field": f"query.{name}",
+                            "msg": "the timestamp is out of range in UTC",
+                            "type": "datetime_range"}]) from None
     return as_of or now.date(), known_at or now
 
 
@@ -74,7 +85,7 @@ def _history_handler(spec: KindSpec) -> Any:
 async def read_events(
     request: Request,
     _: Reader,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """The global log in position order, from `after` (exclusive)."""

@@ -14,6 +14,7 @@ from psycopg.sql import SQL
 
 from infra.store import (
     API_KEYS,
+    CHECKPOINTS,
     FINDINGS,
     IDEMPOTENCY,
     RESIDENCY,
@@ -38,6 +39,7 @@ class PostgresDialect:
         self.findings_table = f'"{schema}".{FINDINGS}'
         self.tracking_table = f'"{schema}".{TRACKING}'
         self.residency_table = f'"{schema}".{RESIDENCY}'
+        self.checkpoints_table = f'"{schema}".{CHECKPOINTS}'
 
     def sql(self, statement: str) -> str:
         return statement
@@ -110,6 +112,8 @@ def _ddl(dialect: PostgresDialect) -> list[str]:
         "(firm_id, recorded_from_position, valid_from)",
         f"CREATE TABLE IF NOT EXISTS {dialect.tracking_table} (name text PRIMARY KEY, "
         "position bigint NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {dialect.checkpoints_table} (position bigint PRIMARY KEY, "
+        "hash text NOT NULL, signed_at timestamptz NOT NULL, body text NOT NULL)",
         f"CREATE OR REPLACE FUNCTION {refuse}() RETURNS trigger LANGUAGE plpgsql AS $$ "
         "BEGIN RAISE EXCEPTION 'chipledger: the ledger is append-only; % on % refused', "
         "TG_OP, TG_TABLE_NAME USING ERRCODE = 'integrity_constraint_violation'; END $$",

@@ -16,6 +16,7 @@ import psycopg
 import structlog
 
 from infra.bootstrap import Container
+from infra.checkpoints import Checkpointer
 from infra.findings_store import FindingsStore, TrackingConflictError
 from infra.store import LogEntry
 from projections.findings import PROJECTION_NAME, FindingsProjection, LogEvent, commits
@@ -189,17 +190,26 @@ def _waiter(container: Container, name: str, poll_interval: float
 
 
 class Workers:
-    """The background work of a process: the projection runner in a thread."""
+    """The background work of a process: the projection runner, and the checkpointer when
+    given one, each in a thread."""
 
-    def __init__(self, container: Container, *, poll_interval: float = 0.5) -> None:
+    def __init__(self, container: Container, *, poll_interval: float = 0.5,
+                 checkpointer: Checkpointer | None = None) -> None:
         self.runner = ProjectionRunner(container, poll_interval=poll_interval)
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.runner.run, args=(self.stop_event,),
                                        name="projection-runner", daemon=True)
+        self.threads = [self.thread]
+        if checkpointer is not None:
+            self.threads.append(threading.Thread(target=checkpointer.run,
+                                                 args=(self.stop_event,),
+                                                 name="checkpointer", daemon=True))
 
     def start(self) -> None:
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
 
     def stop(self) -> None:
         self.stop_event.set()
-        self.thread.join(timeout=10)
+        for thread in self.threads:
+            thread.join(timeout=10)

@@ -246,11 +246,12 @@ def export_line(entry: LogEntry) -> str:
     line = entry_json(entry)
     line |= {
         "originator_id": str(entry.originator_id),
+        "originator_version": entry.originator_version,
         "topic": entry.topic,
         "state": entry.state.decode(),
         "prev_hash": entry.prev_hash,
     }
-    return json.dumps(line, separators=(",", ":"), sort_keys=True)
+    return json.dumps(line, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 KIND_NAMES = tuple(KINDS)

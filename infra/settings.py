@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     postgres_lock_timeout: int = Field(default=5, ge=0)
     webhook_allow_local: bool = False
     poll_interval: float = Field(default=0.5, gt=0, le=60)
+    signing_key_file: str | None = None
+    checkpoint_every_events: int = Field(default=1000, ge=1)
+    checkpoint_every_seconds: float = Field(default=300, gt=0)
 
     @field_validator("database_url")
     @classmethod

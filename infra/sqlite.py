@@ -12,6 +12,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from infra.seal import format_time, parse_time
 from infra.store import (
     API_KEYS,
+    CHECKPOINTS,
     FINDINGS,
     IDEMPOTENCY,
     RESIDENCY,
@@ -33,6 +34,7 @@ class SQLiteDialect:
     findings_table = FINDINGS
     tracking_table = TRACKING
     residency_table = RESIDENCY
+    checkpoints_table = CHECKPOINTS
 
     def __init__(self, datastore: SQLiteDatastore) -> None:
         self.datastore = datastore
@@ -118,6 +120,8 @@ class SealingSQLiteRecorder(SQLiteApplicationRecorder):
             "(firm_id, recorded_from_position, valid_from)",
             f"CREATE TABLE IF NOT EXISTS {TRACKING} (name TEXT PRIMARY KEY, "
             "position INTEGER NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS} (position INTEGER PRIMARY KEY, "
+            "hash TEXT NOT NULL, signed_at TEXT NOT NULL, body TEXT NOT NULL)",
             *_immutable(self.events_table_name),
             *_immutable(SEALS),
         ]

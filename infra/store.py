@@ -24,6 +24,7 @@ API_KEYS = "chipledger_api_keys"
 FINDINGS = "chipledger_findings"
 TRACKING = "chipledger_tracking"
 RESIDENCY = "chipledger_residency"
+CHECKPOINTS = "chipledger_checkpoints"
 
 
 class Cursor(Protocol):
@@ -45,6 +46,7 @@ class Dialect(Protocol):
     findings_table: str
     tracking_table: str
     residency_table: str
+    checkpoints_table: str
 
     def sql(self, statement: str) -> str: ...
     def db_now(self, cursor: Cursor) -> datetime: ...

@@ -1,0 +1,144 @@
+"""Offline verification of an export bundle: no database, only the file (and, for trust, the
+service's public key or an earlier checkpoint kept by the auditor)."""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from domain.aggregates import TOPIC_TO_TYPE
+from domain.kinds import KIND_BY_EVENT_TYPE
+from infra.checkpoints import Checkpoint, Extension, signature_holds, verify_extends
+from infra.seal import ALGORITHM, parse_time
+from infra.verify import Verification, verify_chain
+
+EXPORT_FORMAT = "chipledger-export-v1"
+
+
+def canonical_json(value: object) -> str:
+    """The one way a bundle line is written: any other byte means the line was edited."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _parse_canonical(line: str, number: int) -> dict[str, Any]:
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise BundleError(f"line {number} is not JSON ({error.msg})") from None
+    if not isinstance(item, dict) or canonical_json(item) != line.rstrip("\n"):
+        raise BundleError(f"line {number} is not as chipledger wrote it: it was edited")
+    return item
+
+
+class BundleError(Exception):
+    """The file is not an export chipledger can read."""
+
+
+@dataclass(frozen=True)
+class ExportedEntry:
+    position: int
+    recorded_at: datetime
+    originator_id: UUID
+    originator_version: int
+    topic: str
+    state: bytes
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class BundleVerification:
+    ok: bool
+    entries: int
+    chain: Verification
+    checkpoint_ok: bool | None  # None: the bundle carries no checkpoint
+    against: Extension | None
+    problems: list[str]
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        first = handle.readline()
+    header = _parse_canonical(first, 1)
+    if header.get("format") != EXPORT_FORMAT or header.get("algorithm") != ALGORITHM:
+        raise BundleError(f"{path}: not a {EXPORT_FORMAT} file")
+    return header
+
+
+def read_entries(path: Path) -> Iterator[ExportedEntry]:
+    with path.open(encoding="utf-8") as handle:
+        handle.readline()
+        for number, line in enumerate(handle, start=2):
+            if not line.strip():
+                continue
+            item = _parse_canonical(line, number)
+            try:
+                entry = ExportedEntry(
+                    position=int(item["position"]),
+                    recorded_at=parse_time(item["recorded_at"]),
+                    originator_id=UUID(item["originator_id"]),
+                    originator_version=int(item["originator_version"]),
+                    topic=str(item["topic"]),
+                    state=str(item["state"]).encode(),
+                    prev_hash=str(item["prev_hash"]),
+                    hash=str(item["hash"]),
+                )
+                _check_shown_fields(item, entry)
+            except (ValueError, KeyError, TypeError) as error:
+                raise BundleError(f"line {number} is not an exported event: {error}") from None
+            yield entry
+
+
+def _check_shown_fields(item: dict[str, Any], entry: ExportedEntry) -> None:
+    """The readable copies (type, kind, record id, version, data) must say what the hashed
+    state and topic say."""
+    state = json.loads(entry.state)
+    event_type = TOPIC_TO_TYPE[entry.topic]
+    shown = (item["type"], item["kind"], item["record_id"], item["version"], item["data"])
+    held = (event_type, KIND_BY_EVENT_TYPE[event_type].kind, state["record_id"],
+            entry.originator_version, state["data"])
+    if shown != held:
+        raise ValueError("its readable fields differ from its hashed state")
+
+
+def verify_bundle(path: Path, *, trusted_public: bytes | None = None,
+                  against: Checkpoint | None = None) -> BundleVerification:
+    header = read_header(path)
+    problems: list[str] = []
+    count = 0
+    last_hash: str | None = None
+
+    def counted() -> Iterator[ExportedEntry]:
+        nonlocal count, last_hash
+        for entry in read_entries(path):
+            count += 1
+            last_hash = entry.hash
+            yield entry
+
+    chain = verify_chain(counted())
+    if not chain.ok:
+        problems.append(f"the chain breaks at position {chain.first_mismatch}: {chain.reason}")
+    elif chain.verified_through != header.get("head_position") or \
+            (count and last_hash != header.get("head_hash")):
+        problems.append("the header's head does not match the last event")
+    checkpoint_ok = None
+    raw = header.get("checkpoint")
+    if isinstance(raw, dict):
+        checkpoint = Checkpoint.from_json(raw)
+        checkpoint_ok = signature_holds(checkpoint, trusted_public) and \
+            checkpoint.position == header.get("head_position") and \
+            checkpoint.hash == header.get("head_hash")
+        if not checkpoint_ok:
+            problems.append("the bundle's signed checkpoint does not verify or does not match "
+                            "its head")
+    elif trusted_public is not None:
+        problems.append("the bundle carries no signed checkpoint to check the key against")
+    extension = None
+    if against is not None:
+        extension = verify_extends(read_entries(path), against, trusted_public)
+        if not extension.ok:
+            problems.append(f"against the earlier checkpoint: {extension.reason}")
+    return BundleVerification(not problems, count, chain, checkpoint_ok, extension, problems)
