@@ -61,9 +61,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(database_url=database_url, auth="enabled", log_format="console",
-                    poll_interval=0.05)
+                    poll_interval=0.05, signing_key_file=str(tmp_path / "signing-key.pem"))
 
 
 @pytest.fixture
