@@ -32,6 +32,7 @@ from infra.checkpoints import (
 from infra.keys import KeyRing, Role
 from infra.logging import configure_logging
 from infra.posture import Moment, PostureService
+from infra.replay import Replay, ReplayService
 from infra.runner import ProjectionRunner
 from infra.seal import format_time
 from infra.service import AppendService, ReadService, request_fingerprint
@@ -127,6 +128,58 @@ def posture(
     finally:
         container.close()
     out.print(posture_table(result, moment))
+
+
+@cli.command()
+def replay(
+    as_of: Annotated[str | None, typer.Option("--as-of", help="valid date YYYY-MM-DD")] = None,
+    known_at: Annotated[str | None, typer.Option("--known-at", help="RFC 3339 time")] = None,
+    firm: Annotated[list[str] | None, typer.Option("--firm", help="a firm (repeatable)")] = None,
+    hypothetical: Annotated[Path | None, typer.Option(
+        "--hypothetical", exists=True, dir_okay=False,
+        help="NDJSON of proposed records (batch lines), evaluated but never stored")] = None,
+) -> None:
+    """Recompute posture from the raw log alone and compare with the read models."""
+    day, moment_at = _times(as_of, known_at)
+    appends = []
+    if hypothetical is not None:
+        lines = [line for line in hypothetical.read_text().splitlines() if line.strip()]
+        try:
+            appends = [parse_batch_line(line, n) for n, line in enumerate(lines, 1)]
+        except Problem as problem:
+            for entry in problem.errors:
+                err.print(f"{entry['field']}: {entry['msg']}")
+            raise typer.Exit(1) from None
+    container = _start()
+    try:
+        ProjectionRunner(container).catch_up()
+        result = ReplayService(container).replay(day, moment_at, firm or None, appends)
+    except LedgerError as error:
+        err.print(f"refused: {error}")
+        raise typer.Exit(1) from None
+    finally:
+        container.close()
+    out.print(replay_table(result))
+    if result.consistent_with_projections is False:
+        for d in result.differences:
+            out.print(f"[red]difference[/] {d.firm_id} {d.key}: replayed "
+                      f"{d.replayed.status.value if d.replayed else 'none'}, projected "
+                      f"{d.projected.status.value if d.projected else 'none'}")
+        raise typer.Exit(1)
+
+
+def replay_table(result: Replay) -> Table:
+    consistent = {True: "consistent with the read models", False: "DIFFERS from the read models",
+                  None: "hypothetical: not compared"}[result.consistent_with_projections]
+    table = Table(title=f"replay of {result.events_replayed} events to position "
+                        f"{result.position}, as of {result.as_of}: {consistent}")
+    for column in ("firm", "status", "residency", "before (without hypothetical)"):
+        table.add_column(column)
+    for firm_id, answer in result.firms.items():
+        before = result.baseline[firm_id].posture.status.value if result.baseline else ""
+        table.add_row(firm_id, answer.posture.status.value, answer.residency_status.value,
+                      before)
+    return table
 
 
 def _times(as_of: str | None, known_at: str | None) -> tuple[date, datetime]:
