@@ -6,7 +6,7 @@ a batch is all or nothing. Keyword arguments given to `commit` reach the recorde
 the seal and the idempotency record in the same transaction as the events.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -56,6 +56,8 @@ class Outcome:
 class Staged:
     records: dict[UUID, Record] = field(default_factory=dict)
     outcomes: list[Outcome] = field(default_factory=list)
+    absent: set[UUID] = field(default_factory=set)  # known not to be in the log
+    present: set[UUID] = field(default_factory=set)  # known to be in the log
 
     @property
     def pending(self) -> list[Record]:
@@ -64,6 +66,9 @@ class Staged:
 
 class Ledger(Application[UUID]):
     name = "Ledger"
+    # Set by the composition root: given aggregate ids, answers those in the log, in one
+    # query, so a batch need not ask about its records one by one.
+    existing: Callable[[set[UUID]], set[UUID]] | None = None
 
     def get_record(self, kind: str, record_id: str) -> Record:
         try:
@@ -81,6 +86,7 @@ class Ledger(Application[UUID]):
         naming the batch line when there is more than one append."""
         staged = Staged()
         appends = list(appends)
+        self._prefetch(staged, appends)
         for line, append in enumerate(appends, start=1):
             try:
                 staged.outcomes.append(self._stage_one(staged, append))
@@ -91,6 +97,18 @@ class Ledger(Application[UUID]):
                     ]
                 raise
         return staged
+
+    def _prefetch(self, staged: Staged, appends: list[Append]) -> None:
+        if self.existing is None or len(appends) < 2:
+            return
+        wanted = set()
+        for append in appends:
+            wanted.add(record_uuid(append.kind, append.target_id))
+            data = append.body.data()
+            for name, kind in KINDS[append.kind].references.items():
+                wanted |= {record_uuid(kind, ref) for _, ref in _each(data.get(name))}
+        staged.present = self.existing(wanted)
+        staged.absent = wanted - staged.present
 
     def commit(self, staged: Staged, **save_kwargs: Any) -> list[Recording[UUID]]:
         pending = staged.pending
@@ -125,6 +143,8 @@ class Ledger(Application[UUID]):
     def _load(self, staged: Staged, kind: str, record_id: str) -> Record | None:
         originator_id = record_uuid(kind, record_id)
         if originator_id not in staged.records:
+            if originator_id in staged.absent:
+                return None
             try:
                 staged.records[originator_id] = self.get_record(kind, record_id)
             except RecordNotFoundError:
@@ -154,7 +174,9 @@ class Ledger(Application[UUID]):
 
     def _exists(self, staged: Staged, kind: str, record_id: str) -> bool:
         originator_id = record_uuid(kind, record_id)
-        return originator_id in staged.records or self.has_record(kind, record_id)
+        if originator_id in staged.records or originator_id in staged.present:
+            return True
+        return originator_id not in staged.absent and self.has_record(kind, record_id)
 
     def _check_no_parent_cycle(self, staged: Staged, firm_id: str, parent_id: str) -> None:
         """Refuse a parent that is the firm itself or sits below it, on any date."""

@@ -204,6 +204,24 @@ def _positions(*states: RecordState | None) -> frozenset[int]:
 # the subjects ----------------------------------------------------------------------------------
 
 
+def rules_for(world: World, subject_kind: str) -> list[tuple[RecordState, list[RulePiece]]]:
+    """The regulations whose rule (in some version) judges this kind of subject, with their
+    in-force pieces; computed once per state of the world's regulations."""
+    key = ("rules_for", subject_kind, world.regulation_stamp)
+    if key not in world.memo:
+        world.memo = {k: v for k, v in world.memo.items()
+                      if not (k[0] == "rules_for" and k[2] != world.regulation_stamp)}
+        chosen = []
+        for regulation in sorted(world.of_kind("regulation"), key=lambda r: r.record_id):
+            pieces = [p for p in in_force(regulation)
+                      if SUBJECT_KIND_OF_RULE[p.rule.kind] == subject_kind]
+            if pieces:
+                chosen.append((regulation, pieces))
+        world.memo[key] = chosen
+    rules: list[tuple[RecordState, list[RulePiece]]] = world.memo[key]
+    return rules
+
+
 def findings_for(world: World, subject: SubjectRef) -> list[Finding]:
     """Every finding of one subject under every regulation, over all valid time."""
     state = world.get(subject.kind, subject.record_id)
@@ -211,10 +229,8 @@ def findings_for(world: World, subject: SubjectRef) -> list[Finding]:
         return []
     firm_id = state.original.get(FIRM_FIELD[subject.kind]) or ""
     findings: list[Finding] = []
-    for regulation in sorted(world.of_kind("regulation"), key=lambda r: r.record_id):
-        for piece in in_force(regulation):
-            if SUBJECT_KIND_OF_RULE[piece.rule.kind] != subject.kind:
-                continue
+    for regulation, pieces in rules_for(world, subject.kind):
+        for piece in pieces:
             findings += _judge_piece(world, state, firm_id, regulation, piece)
     return _merge(findings)
 
@@ -519,7 +535,9 @@ def _extend(pieces: list[ProcessingPiece], piece: ProcessingPiece) -> list[Proce
 def residency_on(world: World, firm_id: str, findings: Iterable[Finding], day: date
                  ) -> tuple[Status, list[Finding], list[Processing]]:
     """The worst data_localisation status, and where each country's data was processed."""
-    pieces = [p for a in world.of_kind("processing_activity") for p in processing_pieces(world, a)]
+    activities = (world.get(ref.kind, ref.record_id) for ref in world.subjects_of_firm(firm_id)
+                  if ref.kind == "processing_activity")
+    pieces = [p for a in activities if a is not None for p in processing_pieces(world, a)]
     return residency_from(firm_id, findings, pieces, day)
 
 

@@ -54,7 +54,8 @@ class RecordState:
         role = self.spec.role_of(event.type)
         data = dict(event.data)
         if role is Role.CREATE:
-            self.created = dict(data)
+            # One dict for both until a correction replaces `original` with a new one.
+            self.created = data
             self.original = data
         elif role is Role.CORRECT:
             data.pop("reason", None)

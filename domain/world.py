@@ -38,6 +38,8 @@ class World:
         self._subjects_by_dc: dict[str, set[SubjectRef]] = defaultdict(set)
         self._subjects_by_chip: dict[str, set[SubjectRef]] = defaultdict(set)
         self._children: dict[str, set[str]] = defaultdict(set)
+        self.regulation_stamp = 0  # moves on every regulation event: keys derived caches
+        self.memo: dict[Any, Any] = {}
 
     # building ---------------------------------------------------------------------------------
 
@@ -48,6 +50,8 @@ class World:
             self.records[(kind, record_id)] = state
             self._by_kind[kind][record_id] = state
         state.apply(event)
+        if kind == "regulation":
+            self.regulation_stamp += 1
         self._index(state, event.data)
         if event.position is not None:
             self.position = max(self.position, event.position)

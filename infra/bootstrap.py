@@ -71,4 +71,6 @@ def bootstrap(settings: Settings | None = None) -> Container:
             isinstance(recorder, expected):
         raise RuntimeError(f"unexpected recorder {type(recorder).__name__} for "
                            f"{settings.backend}: refusing to run unsealed")
-    return Container(settings, ledger, LogStore(recorder.dialect))
+    store = LogStore(recorder.dialect)
+    ledger.existing = store.existing
+    return Container(settings, ledger, store)

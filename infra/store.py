@@ -236,6 +236,21 @@ class LogStore:
         )
         return [self._entry(r) for r in rows]
 
+    def existing(self, originator_ids: set[UUID]) -> set[UUID]:
+        """Which of these aggregates have events in the log (one query per thousand ids)."""
+        found: set[UUID] = set()
+        ids = list(originator_ids)
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start:start + 1000]
+            marks = ", ".join(["%s"] * len(chunk))
+            rows = self._rows(
+                f"SELECT DISTINCT originator_id FROM {self.dialect.seals_table} "
+                f"WHERE originator_id IN ({marks})",
+                tuple(self.dialect.to_db_uuid(i) for i in chunk),
+            )
+            found |= {self.dialect.from_db_uuid(r["originator_id"]) for r in rows}
+        return found
+
     def entries_of_topics(self, topics: list[str], *, upto: int) -> list[LogEntry]:
         marks = ", ".join(["%s"] * len(topics))
         rows = self._rows(

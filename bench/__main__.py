@@ -1,0 +1,137 @@
+"""python -m bench: build a synthetic ledger, then measure replay against the plain library.
+
+  python -m bench build  --events 1000000 --database-url sqlite:///bench.db
+  python -m bench replay --database-url sqlite:///bench.db
+
+Each measurement that matters for memory runs in a child process, so its peak resident set
+size (ru_maxrss) is its own. Every figure is printed with its ratio to the baseline measured
+in the same run.
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+from api.appends import parse_batch_line
+from bench.synthetic import ledger
+from infra.bootstrap import bootstrap
+from infra.service import AppendService
+from infra.settings import Settings
+
+BATCH = 2000
+
+
+def build(url: str, events: int) -> None:
+    container = bootstrap(Settings(database_url=url))
+    service = AppendService(container)
+    started, done, lines = time.perf_counter(), 0, []
+    try:
+        for line in ledger(events):
+            lines.append(line)
+            if len(lines) == BATCH:
+                done += _append(service, lines)
+                lines = []
+                if done % 50_000 < BATCH:
+                    rate = done / (time.perf_counter() - started)
+                    print(f"  {done:>9,} events appended ({rate:,.0f}/s)", flush=True)
+        if lines:
+            done += _append(service, lines)
+    finally:
+        container.close()
+    elapsed = time.perf_counter() - started
+    print(f"built {done:,} events in {elapsed:.1f} s ({done / elapsed:,.0f} events/s)")
+
+
+def _append(service: AppendService, lines: list[dict[str, Any]]) -> int:
+    appends = [parse_batch_line(json.dumps(line), n) for n, line in enumerate(lines, 1)]
+    answer = service.append(appends, batch=True)
+    return int(answer.body["appended"])
+
+
+def child_replay(url: str) -> None:
+    """Replay the whole log from the raw events and judge every firm (in a child)."""
+    from datetime import UTC, date, datetime
+
+    from infra.replay import judge, replay_world
+
+    container = bootstrap(Settings(database_url=url))
+    started = time.perf_counter()
+    head = container.store.head()
+    world, count = replay_world(container.store, head.position if head else 0)
+    folded = time.perf_counter()
+    firms = sorted(f.record_id for f in world.of_kind("firm"))
+    judge(world, firms, date(2025, 6, 1))
+    judged = time.perf_counter()
+    container.close()
+    print(json.dumps({"events": count, "fold_seconds": folded - started,
+                      "total_seconds": judged - started, "firms": len(firms),
+                      "at": datetime.now(UTC).isoformat()}))
+
+
+def child_library_scan(url: str) -> None:
+    """Baseline: the plain eventsourcing library reading and decoding every event."""
+    from domain.application import Ledger
+    from infra.bootstrap import library_env
+
+    env = library_env(Settings(database_url=url))
+    env.pop("APPLICATION_RECORDER_TOPIC")
+    app = Ledger(env=env)
+    started, count, start = time.perf_counter(), 0, 1
+    while True:
+        page = app.recorder.select_notifications(start, limit=5000)
+        for notification in page:
+            app.mapper.to_domain_event(notification)
+        count += len(page)
+        if len(page) < 5000:
+            break
+        start = page[-1].id + 1
+    app.close()
+    print(json.dumps({"events": count, "seconds": time.perf_counter() - started}))
+
+
+def _child(command: str, url: str) -> tuple[dict[str, Any], float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    output = subprocess.run([sys.executable, "-m", "bench", command, "--database-url", url],
+                            capture_output=True, text=True, check=True).stdout
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # ru_maxrss of children is the largest child so far: run the big one last.
+    return json.loads(output.strip().splitlines()[-1]), max(peak_kib, before) / 1024
+
+
+def replay(url: str) -> None:
+    scan, scan_mib = _child("_library_scan", url)
+    ours, ours_mib = _child("_replay", url)
+    scan_rate = scan["events"] / scan["seconds"]
+    fold_rate = ours["events"] / ours["fold_seconds"]
+    total_rate = ours["events"] / ours["total_seconds"]
+    print(f"events in the log:                {ours['events']:>12,}")
+    print(f"baseline, library scan+decode:    {scan_rate:>12,.0f} events/s  "
+          f"(peak RSS {scan_mib:,.0f} MiB)")
+    print(f"replay, stream and fold:          {fold_rate:>12,.0f} events/s  "
+          f"ratio {fold_rate / scan_rate:.2f}")
+    print(f"replay, fold and judge {ours['firms']:,} firms: {total_rate:>9,.0f} events/s  "
+          f"ratio {total_rate / scan_rate:.2f}")
+    verdict = "within" if ours_mib < 1024 else "OVER"
+    print(f"replay peak RSS:                  {ours_mib:>12,.0f} MiB ({verdict} the 1 GiB "
+          "target)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["build", "replay", "_replay", "_library_scan"])
+    parser.add_argument("--database-url", default="sqlite:///bench.db")
+    parser.add_argument("--events", type=int, default=100_000)
+    args = parser.parse_args()
+    {"build": lambda: build(args.database_url, args.events),
+     "replay": lambda: replay(args.database_url),
+     "_replay": lambda: child_replay(args.database_url),
+     "_library_scan": lambda: child_library_scan(args.database_url)}[args.command]()
+
+
+if __name__ == "__main__":
+    main()
