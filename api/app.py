@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request, Response
 
-from api import appends, audit, ops, posture, problems, reads, replays
+from api import appends, audit, ops, posture, problems, reads, replays, webhooks
 from api.problems import Problem
 from infra.bootstrap import Container, bootstrap
 from infra.checkpoints import Checkpointer, SigningKey, signing_key_path
@@ -20,6 +20,7 @@ from infra.replay import ReplayService
 from infra.runner import Workers
 from infra.service import AppendService, ReadService
 from infra.settings import AuthMode, Settings
+from infra.webhooks import Webhooks
 
 log = structlog.get_logger("chipledger.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -41,7 +42,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             log.warning("auth_disabled", detail="CHIPLEDGER_AUTH=disabled: every request is "
                         "served as admin, without a key. Never run this way in production.")
         background = Workers(built, poll_interval=settings.poll_interval,
-                             checkpointer=app.state.checkpointer) if workers else None
+                             checkpointer=app.state.checkpointer,
+                             dispatch=True) if workers else None
         if background:
             background.start()
         log.info("api_started", backend=settings.backend, workers=workers)
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     reads.install(app)
     audit.install(app)
     ops.install(app)
+    webhooks.install(app)
     app.middleware("http")(_observe)
     return app
 
@@ -81,6 +84,7 @@ def wire(app: FastAPI, container: Container) -> None:
     app.state.replays = ReplayService(container)
     app.state.signing_key = SigningKey.load_or_create(signing_key_path(container))
     app.state.checkpointer = Checkpointer(container, app.state.signing_key)
+    app.state.webhooks = Webhooks(container)
 
 
 def _route_template(request: Request) -> str:

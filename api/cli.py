@@ -33,7 +33,7 @@ from infra.keys import KeyRing, Role
 from infra.logging import configure_logging
 from infra.posture import Moment, PostureService
 from infra.replay import Replay, ReplayService
-from infra.runner import ProjectionRunner
+from infra.runner import ProjectionRunner, Workers
 from infra.seal import format_time
 from infra.service import AppendService, ReadService, request_fingerprint
 from infra.settings import Settings
@@ -73,16 +73,21 @@ def serve(
 
 @cli.command()
 def worker() -> None:
-    """Run the projections alone (no API), until interrupted."""
+    """Run projections, checkpoints and webhook dispatch (no API), until interrupted."""
     container = _start()
-    runner = ProjectionRunner(container, poll_interval=container.settings.poll_interval)
+    key = SigningKey.load_or_create(signing_key_path(container))
+    workers = Workers(container, poll_interval=container.settings.poll_interval,
+                      checkpointer=Checkpointer(container, key), dispatch=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    err.print(f"worker following the log on {container.settings.backend}")
+    err.print(f"worker following the log on {container.settings.backend}: projections, "
+              "checkpoints, webhook dispatch")
+    workers.start()
     try:
-        runner.run(stop)
+        stop.wait()
     finally:
+        workers.stop()
         container.close()
 
 

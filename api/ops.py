@@ -41,6 +41,10 @@ async def metrics(request: Request, _: Reader) -> Response:
     head = await run_in_threadpool(state.container.store.head)
     state.metrics.head_position.set(head.position if head else 0)
     projected = await run_in_threadpool(state.posture.projected)
+    by_state, oldest = await run_in_threadpool(state.webhooks.counts)
+    for name in ("pending", "succeeded", "failed", "dead"):
+        state.metrics.webhook_deliveries.labels(name).set(by_state.get(name, 0))
+    state.metrics.oldest_pending.set(oldest or 0)
     state.metrics.projection_lag.labels("findings").set(
         max(0, (head.position if head else 0) - projected))
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -19,6 +19,7 @@ from domain.kinds import (
     PROCESSING_ACTIVITY,
     REGULATION,
     SHIPMENT,
+    WEBHOOK_ENDPOINT,
     KindSpec,
     Role,
 )
@@ -234,10 +235,30 @@ class ProcessingActivity(Record):
         TOPIC = "chipledger.ProcessingCorrected"
 
 
+class WebhookEndpoint(Record):
+    TOPIC = "chipledger.WebhookEndpoint"
+    SPEC = WEBHOOK_ENDPOINT
+
+    class Event(Record.Event):
+        TOPIC = "chipledger.WebhookEndpoint.Event"
+
+    class Created(Record.Created):
+        TOPIC = "chipledger.WebhookEndpoint.Created"
+
+    class WebhookEndpointCreated(Record.Created):
+        TOPIC = "chipledger.WebhookEndpointCreated"
+
+    class WebhookSecretRotated(Record.Event):
+        TOPIC = "chipledger.WebhookSecretRotated"
+
+    class WebhookEndpointDisabled(Record.Event):
+        TOPIC = "chipledger.WebhookEndpointDisabled"
+
+
 AGGREGATES: dict[str, type[Record]] = {
     cls.SPEC.kind: cls
     for cls in (ChipModel, Firm, DataCentre, Regulation, Licence, Lease, Shipment,
-                ProcessingActivity)
+                ProcessingActivity, WebhookEndpoint)
 }
 # The stored topic of every event, for reading the log without the classes.
 TOPIC_TO_TYPE: dict[str, str] = {

@@ -24,7 +24,7 @@ from domain.errors import (
     VersionMismatchError,
 )
 from domain.ids import record_uuid
-from domain.kinds import KINDS, Role
+from domain.kinds import ALL_KINDS, Role
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class Ledger(Application[UUID]):
         for append in appends:
             wanted.add(record_uuid(append.kind, append.target_id))
             data = append.body.data()
-            for name, kind in KINDS[append.kind].references.items():
+            for name, kind in ALL_KINDS[append.kind].references.items():
                 wanted |= {record_uuid(kind, ref) for _, ref in _each(data.get(name))}
         staged.present = self.existing(wanted)
         staged.absent = wanted - staged.present
@@ -117,7 +117,7 @@ class Ledger(Application[UUID]):
         return self.save(*pending, **save_kwargs)
 
     def _stage_one(self, staged: Staged, append: Append) -> Outcome:
-        spec = KINDS[append.kind]
+        spec = ALL_KINDS[append.kind]
         record_id = append.target_id
         originator_id = record_uuid(append.kind, record_id)
         record = self._load(staged, append.kind, record_id)

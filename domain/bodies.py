@@ -6,7 +6,7 @@ the record's history or other records (dates in order over time, references) liv
 """
 
 from datetime import date
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -14,6 +14,7 @@ from pydantic import (
     Field,
     PositiveFloat,
     PositiveInt,
+    StringConstraints,
     model_validator,
 )
 
@@ -300,3 +301,24 @@ class ProcessingCorrection(Correction, _ProcessingPatchFields):
     CREATE = ProcessingStart
     firm_id: RecordId | None = None
     starts_on: date | None = None
+
+
+# webhook endpoints (not compliance records) ----------------------------------------------------
+
+
+class WebhookEndpointRegistration(Body):
+    id: RecordId
+    url: Annotated[str, StringConstraints(min_length=8, max_length=2000)]
+    event_types: list[Literal["posture.changed", "residency.changed", "ledger.appended"]] = \
+        Field(min_length=1, max_length=3)
+    description: Text | None = None
+    secret_fingerprint: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+
+
+class WebhookSecretRotation(Correction):
+    CREATE = WebhookEndpointRegistration
+    secret_fingerprint: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")] | None = None
+
+
+class WebhookEndpointDisabling(Ending):
+    pass

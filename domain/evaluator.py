@@ -594,3 +594,24 @@ def diff_findings(before: Iterable[Finding], after: Iterable[Finding]) -> Findin
         removed=[old[k] for k in sorted(old.keys() - new.keys())],
         changed=[(old[k], new[k]) for k in sorted(old.keys() & new.keys()) if old[k] != new[k]],
     )
+
+
+StatusChange = tuple[date, date, Status, Status]
+
+
+def status_changes(old: list[tuple[date, date, Status]], new: list[tuple[date, date, Status]]
+                   ) -> list[StatusChange]:
+    """Where two timelines over the same span disagree: [from, to), status before, after."""
+    cuts = sorted({d for a, b, _ in old + new for d in (a, b)})
+    changes: list[StatusChange] = []
+    for i in range(len(cuts) - 1):
+        day = cuts[i]
+        before = next((s for a, b, s in old if a <= day < b), Status.COMPLIANT)
+        after = next((s for a, b, s in new if a <= day < b), Status.COMPLIANT)
+        if before == after:
+            continue
+        if changes and changes[-1][1] == day and changes[-1][2:] == (before, after):
+            changes[-1] = (changes[-1][0], cuts[i + 1], before, after)
+        else:
+            changes.append((day, cuts[i + 1], before, after))
+    return changes

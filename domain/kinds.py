@@ -125,13 +125,33 @@ PROCESSING_ACTIVITY = KindSpec(
     span=("starts_on", "ends_on"),
 )
 
+# Not a compliance record: its history is in the log so that changes to where the ledger
+# sends its announcements are auditable too. The secret itself never enters the log.
+WEBHOOK_ENDPOINT = KindSpec(
+    "webhook_endpoint",
+    "webhooks/endpoints",
+    {
+        Role.CREATE: "WebhookEndpointCreated",
+        Role.CORRECT: "WebhookSecretRotated",
+        Role.END: "WebhookEndpointDisabled",
+    },
+    {
+        Role.CREATE: b.WebhookEndpointRegistration,
+        Role.CORRECT: b.WebhookSecretRotation,
+        Role.END: b.WebhookEndpointDisabling,
+    },
+)
+
+# The compliance records: appended and read through the generic routes, judged by the
+# evaluator.
 KINDS: dict[str, KindSpec] = {
     s.kind: s
     for s in (CHIP_MODEL, FIRM, DATA_CENTRE, REGULATION, LICENCE, LEASE, SHIPMENT,
               PROCESSING_ACTIVITY)
 }
+ALL_KINDS: dict[str, KindSpec] = {**KINDS, WEBHOOK_ENDPOINT.kind: WEBHOOK_ENDPOINT}
 BY_COLLECTION: dict[str, KindSpec] = {s.collection: s for s in KINDS.values()}
-_ROLE_BY_TYPE: dict[str, Role] = {t: r for s in KINDS.values() for r, t in s.events.items()}
+_ROLE_BY_TYPE: dict[str, Role] = {t: r for s in ALL_KINDS.values() for r, t in s.events.items()}
 KIND_BY_EVENT_TYPE: dict[str, KindSpec] = {
-    t: s for s in KINDS.values() for t in s.events.values()
+    t: s for s in ALL_KINDS.values() for t in s.events.values()
 }

@@ -10,7 +10,7 @@ from datetime import date
 from typing import Any
 
 from domain.errors import FieldProblem, InvalidRecordError
-from domain.kinds import KINDS, KindSpec, Role
+from domain.kinds import ALL_KINDS, KindSpec, Role
 
 Facts = dict[str, Any]
 
@@ -95,7 +95,7 @@ class RecordState:
 
 
 def fold(kind: str, record_id: str, events: Iterable[LoggedEvent]) -> RecordState:
-    state = RecordState(KINDS[kind], record_id)
+    state = RecordState(ALL_KINDS[kind], record_id)
     for event in events:
         state.apply(event)
     return state

@@ -43,7 +43,13 @@ class World:
 
     # building ---------------------------------------------------------------------------------
 
-    def apply(self, kind: str, record_id: str, event: LoggedEvent) -> RecordState:
+    def apply(self, kind: str, record_id: str, event: LoggedEvent) -> RecordState | None:
+        """Fold an event in; events of records the evaluator never reads (webhook endpoints)
+        only move the position."""
+        if event.position is not None:
+            self.position = max(self.position, event.position)
+        if kind not in KINDS:
+            return None
         state = self.records.get((kind, record_id))
         if state is None:
             state = RecordState(KINDS[kind], record_id)
@@ -53,8 +59,6 @@ class World:
         if kind == "regulation":
             self.regulation_stamp += 1
         self._index(state, event.data)
-        if event.position is not None:
-            self.position = max(self.position, event.position)
         return state
 
     def _index(self, state: RecordState, data: Any) -> None:
@@ -105,6 +109,8 @@ class World:
 
     def touched_by(self, kind: str, record_id: str) -> set[SubjectRef]:
         """The subjects whose findings an event on this record can change."""
+        if kind not in KINDS:
+            return set()
         if kind in SUBJECT_KINDS:
             return {SubjectRef(kind, record_id)}
         if kind == "regulation":

@@ -72,7 +72,21 @@ class FindingsStore:
                         "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                     ), [self._open_params(commit, f) for f in commit.opened])
                 self._write_pieces(cursor, commit)
+                self._write_outbox(cursor, commit)
             self._move_tracking(cursor, name, seen, reached)
+
+    def _write_outbox(self, cursor: Any, commit: Commit) -> None:
+        """The commit's announcements, in the transaction of the findings they announce."""
+        if not commit.messages:
+            return
+        d = self.dialect
+        cursor.executemany(d.sql(
+            f"INSERT INTO {d.outbox_table} (message_id, position, seq, event_type, "
+            "ordering_key, payload, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT DO NOTHING"  # a rebuild does not announce again
+        ), [(m.message_id, m.position, m.seq, m.event_type, m.ordering_key,
+             json.dumps(m.payload, sort_keys=True), d.to_db_time(commit.recorded_at))
+            for m in commit.messages])
 
     def _write_pieces(self, cursor: Any, commit: Commit) -> None:
         d = self.dialect

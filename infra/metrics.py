@@ -30,6 +30,15 @@ class Metrics:
             "chipledger_projection_lag_events", "Events the read models have yet to process",
             ["projection"], registry=self.registry,
         )
+        self.webhook_deliveries = Gauge(
+            "chipledger_webhook_deliveries", "Webhook deliveries by state",
+            ["state"], registry=self.registry,
+        )
+        self.oldest_pending = Gauge(
+            "chipledger_webhook_oldest_pending_seconds",
+            "Age of the oldest delivery not yet through (pending or failed)",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

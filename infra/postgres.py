@@ -14,11 +14,16 @@ from psycopg.sql import SQL
 
 from infra.store import (
     API_KEYS,
+    ATTEMPTS,
     CHECKPOINTS,
+    DELIVERIES,
+    ENDPOINTS,
     FINDINGS,
     IDEMPOTENCY,
+    OUTBOX,
     RESIDENCY,
     SEALS,
+    SECRETS,
     TRACKING,
     Cursor,
     seal_in_transaction,
@@ -40,6 +45,11 @@ class PostgresDialect:
         self.tracking_table = f'"{schema}".{TRACKING}'
         self.residency_table = f'"{schema}".{RESIDENCY}'
         self.checkpoints_table = f'"{schema}".{CHECKPOINTS}'
+        self.outbox_table = f'"{schema}".{OUTBOX}'
+        self.endpoints_table = f'"{schema}".{ENDPOINTS}'
+        self.secrets_table = f'"{schema}".{SECRETS}'
+        self.deliveries_table = f'"{schema}".{DELIVERIES}'
+        self.attempts_table = f'"{schema}".{ATTEMPTS}'
 
     def sql(self, statement: str) -> str:
         return statement
@@ -114,6 +124,32 @@ def _ddl(dialect: PostgresDialect) -> list[str]:
         "position bigint NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {dialect.checkpoints_table} (position bigint PRIMARY KEY, "
         "hash text NOT NULL, signed_at timestamptz NOT NULL, body text NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {dialect.outbox_table} (message_id text PRIMARY KEY, "
+        "position bigint NOT NULL, seq bigint NOT NULL UNIQUE, event_type text NOT NULL, "
+        "ordering_key text NOT NULL, "
+        "payload text NOT NULL, created_at timestamptz NOT NULL)",
+        f"CREATE INDEX IF NOT EXISTS {OUTBOX}_position ON {dialect.outbox_table} (position)",
+        f"CREATE TABLE IF NOT EXISTS {dialect.endpoints_table} (endpoint_id text PRIMARY KEY, "
+        "url text NOT NULL, event_types text NOT NULL, description text, "
+        "enabled bigint NOT NULL, created_at timestamptz NOT NULL, disabled_at timestamptz, "
+        "disabled_reason text, from_position bigint NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {dialect.secrets_table} (endpoint_id text NOT NULL, "
+        "secret text NOT NULL, fingerprint text NOT NULL, created_at timestamptz NOT NULL, "
+        "expires_at timestamptz, PRIMARY KEY (endpoint_id, fingerprint))",
+        f"CREATE TABLE IF NOT EXISTS {dialect.deliveries_table} (endpoint_id text NOT NULL, "
+        "message_id text NOT NULL, seq bigint NOT NULL, ordering_key text NOT NULL, "
+        "status text NOT NULL, attempts bigint NOT NULL, next_attempt_at timestamptz, "
+        "claimed_until timestamptz, claimed_by text, last_status_code bigint, last_error text, "
+        "created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, "
+        "PRIMARY KEY (endpoint_id, message_id))",
+        f"CREATE INDEX IF NOT EXISTS {DELIVERIES}_due ON {dialect.deliveries_table} "
+        "(status, next_attempt_at)",
+        f"CREATE INDEX IF NOT EXISTS {DELIVERIES}_order ON {dialect.deliveries_table} "
+        "(endpoint_id, ordering_key, seq)",
+        f"CREATE TABLE IF NOT EXISTS {dialect.attempts_table} (endpoint_id text NOT NULL, "
+        "message_id text NOT NULL, attempt bigint NOT NULL, at timestamptz NOT NULL, "
+        "status_code bigint, latency_ms bigint NOT NULL, error text, "
+        "PRIMARY KEY (endpoint_id, message_id, attempt))",
         f"CREATE OR REPLACE FUNCTION {refuse}() RETURNS trigger LANGUAGE plpgsql AS $$ "
         "BEGIN RAISE EXCEPTION 'chipledger: the ledger is append-only; % on % refused', "
         "TG_OP, TG_TABLE_NAME USING ERRCODE = 'integrity_constraint_violation'; END $$",

@@ -11,7 +11,15 @@ from typing import Any
 
 from domain.aggregates import Firm
 from domain.errors import LedgerError, RecordNotFoundError
-from domain.evaluator import Finding, Posture, Processing, posture_on, residency_from, timeline
+from domain.evaluator import (
+    Finding,
+    Posture,
+    Processing,
+    posture_on,
+    residency_from,
+    status_changes,
+    timeline,
+)
 from domain.ids import record_uuid
 from domain.kinds import FIRM
 from domain.records import LoggedEvent, fold
@@ -129,7 +137,7 @@ class PostureService:
             start = min(starts)
             old = timeline(firm_id, before, start, past_end)
             new = timeline(firm_id, after_rows, start, past_end)
-            changes = _differences(old, new)
+            changes = status_changes(old, new)
             if changes:
                 found.append(Restatement(position, entry.recorded_at,
                                          self._commit_events(position, entry.recorded_at),
@@ -149,20 +157,3 @@ class PostureService:
                            "type": e.type})
             candidate -= 1
         return sorted(events, key=lambda e: e["position"])
-
-
-def _differences(old: list[tuple[date, date, Status]], new: list[tuple[date, date, Status]]
-                 ) -> list[tuple[date, date, Status, Status]]:
-    cuts = sorted({d for a, b, _ in old + new for d in (a, b)})
-    changes: list[tuple[date, date, Status, Status]] = []
-    for i in range(len(cuts) - 1):
-        day = cuts[i]
-        before = next((s for a, b, s in old if a <= day < b), Status.COMPLIANT)
-        after = next((s for a, b, s in new if a <= day < b), Status.COMPLIANT)
-        if before == after:
-            continue
-        if changes and changes[-1][1] == day and changes[-1][2:] == (before, after):
-            changes[-1] = (changes[-1][0], cuts[i + 1], before, after)
-        else:
-            changes.append((day, cuts[i + 1], before, after))
-    return changes

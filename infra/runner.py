@@ -10,6 +10,7 @@ import threading
 import zlib
 from collections.abc import Callable
 from contextlib import suppress
+from itertools import takewhile
 from typing import Any
 
 import psycopg
@@ -19,6 +20,7 @@ from infra.bootstrap import Container
 from infra.checkpoints import Checkpointer
 from infra.findings_store import FindingsStore, TrackingConflictError
 from infra.store import LogEntry
+from infra.webhooks import Dispatcher
 from projections.findings import PROJECTION_NAME, FindingsProjection, LogEvent, commits
 
 log = structlog.get_logger("chipledger.runner")
@@ -67,6 +69,8 @@ class ProjectionRunner:
         entries = self.store.entries(after=self.position, limit=self.batch_size)
         if not entries:
             return 0
+        if len(entries) == self.batch_size:
+            entries += self._rest_of_commit(entries[-1])
         try:
             done = [self.projection.apply_commit(g) for g in commits(map(log_event, entries))]
             self.findings.write(self.name, self.position, entries[-1].position, done)
@@ -75,6 +79,17 @@ class ProjectionRunner:
             raise
         self.position = entries[-1].position
         return len(entries)
+
+    def _rest_of_commit(self, last: LogEntry) -> list[LogEntry]:
+        """A batch never ends inside a commit: the events after `last` that share its
+        recorded_at come with it, so tracking and every row sit on a commit boundary."""
+        rest: list[LogEntry] = []
+        while True:
+            page = self.store.entries(after=(rest or [last])[-1].position, limit=self.batch_size)
+            same = list(takewhile(lambda e: e.recorded_at == last.recorded_at, page))
+            rest += same
+            if len(same) < self.batch_size:
+                return rest
 
     def catch_up(self, progress: Progress | None = None) -> int:
         head = self.store.head()
@@ -194,7 +209,7 @@ class Workers:
     given one, each in a thread."""
 
     def __init__(self, container: Container, *, poll_interval: float = 0.5,
-                 checkpointer: Checkpointer | None = None) -> None:
+                 checkpointer: Checkpointer | None = None, dispatch: bool = False) -> None:
         self.runner = ProjectionRunner(container, poll_interval=poll_interval)
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.runner.run, args=(self.stop_event,),
@@ -204,6 +219,13 @@ class Workers:
             self.threads.append(threading.Thread(target=checkpointer.run,
                                                  args=(self.stop_event,),
                                                  name="checkpointer", daemon=True))
+        if dispatch:
+            settings = container.settings
+            dispatcher = Dispatcher(container, timeout=settings.webhook_timeout,
+                                    backoff_scale=settings.webhook_backoff_scale)
+            self.threads.append(threading.Thread(target=dispatcher.run,
+                                                 args=(self.stop_event, poll_interval),
+                                                 name="webhook-dispatcher", daemon=True))
 
     def start(self) -> None:
         for thread in self.threads:

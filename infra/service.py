@@ -3,7 +3,7 @@ records as of a valid date and as known at a record time."""
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -60,7 +60,9 @@ class AppendService:
         batch: bool = False,
         idempotency_key: str | None = None,
         fingerprint: str = "",
+        side_write: Callable[[Any, list[Seal]], None] | None = None,
     ) -> Answer:
+        """Stage and commit; `side_write(cursor, seals)` runs in the events' transaction."""
         for _ in range(MAX_ATTEMPTS):
             if idempotency_key is not None:
                 earlier = self._earlier_answer(idempotency_key, fingerprint)
@@ -77,7 +79,8 @@ class AppendService:
             if idempotency_key is not None:
                 claim = IdempotencyClaim(idempotency_key, fingerprint, status, build)
             try:
-                self.ledger.commit(staged, seals=seals, idempotency=claim)
+                self.ledger.commit(staged, seals=seals, idempotency=claim,
+                                   side_write=side_write)
             except IntegrityError:
                 log.info("append_conflict_retry", records=[o.record_id for o in staged.outcomes])
                 continue

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     postgres_max_overflow: int = Field(default=20, ge=0)
     postgres_lock_timeout: int = Field(default=5, ge=0)
     webhook_allow_local: bool = False
+    webhook_timeout: float = Field(default=15.0, gt=0, le=60)
+    webhook_backoff_scale: float = Field(default=1.0, gt=0, le=10)  # tests shrink the schedule
     poll_interval: float = Field(default=0.5, gt=0, le=60)
     signing_key_file: str | None = None
     checkpoint_every_events: int = Field(default=1000, ge=1)

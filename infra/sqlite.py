@@ -12,11 +12,16 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from infra.seal import format_time, parse_time
 from infra.store import (
     API_KEYS,
+    ATTEMPTS,
     CHECKPOINTS,
+    DELIVERIES,
+    ENDPOINTS,
     FINDINGS,
     IDEMPOTENCY,
+    OUTBOX,
     RESIDENCY,
     SEALS,
+    SECRETS,
     TRACKING,
     Cursor,
     seal_in_transaction,
@@ -35,6 +40,11 @@ class SQLiteDialect:
     tracking_table = TRACKING
     residency_table = RESIDENCY
     checkpoints_table = CHECKPOINTS
+    outbox_table = OUTBOX
+    endpoints_table = ENDPOINTS
+    secrets_table = SECRETS
+    deliveries_table = DELIVERIES
+    attempts_table = ATTEMPTS
 
     def __init__(self, datastore: SQLiteDatastore) -> None:
         self.datastore = datastore
@@ -122,6 +132,32 @@ class SealingSQLiteRecorder(SQLiteApplicationRecorder):
             "position INTEGER NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS} (position INTEGER PRIMARY KEY, "
             "hash TEXT NOT NULL, signed_at TEXT NOT NULL, body TEXT NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {OUTBOX} (message_id TEXT PRIMARY KEY, "
+            "position INTEGER NOT NULL, seq INTEGER NOT NULL UNIQUE, event_type TEXT NOT NULL, "
+            "ordering_key TEXT NOT NULL, "
+            "payload TEXT NOT NULL, created_at TEXT NOT NULL)",
+            f"CREATE INDEX IF NOT EXISTS {OUTBOX}_position ON {OUTBOX} (position)",
+            f"CREATE TABLE IF NOT EXISTS {ENDPOINTS} (endpoint_id TEXT PRIMARY KEY, "
+            "url TEXT NOT NULL, event_types TEXT NOT NULL, description TEXT, "
+            "enabled INTEGER NOT NULL, created_at TEXT NOT NULL, disabled_at TEXT, "
+            "disabled_reason TEXT, from_position INTEGER NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {SECRETS} (endpoint_id TEXT NOT NULL, "
+            "secret TEXT NOT NULL, fingerprint TEXT NOT NULL, created_at TEXT NOT NULL, "
+            "expires_at TEXT, PRIMARY KEY (endpoint_id, fingerprint))",
+            f"CREATE TABLE IF NOT EXISTS {DELIVERIES} (endpoint_id TEXT NOT NULL, "
+            "message_id TEXT NOT NULL, seq INTEGER NOT NULL, ordering_key TEXT NOT NULL, "
+            "status TEXT NOT NULL, attempts INTEGER NOT NULL, next_attempt_at TEXT, "
+            "claimed_until TEXT, claimed_by TEXT, last_status_code INTEGER, last_error TEXT, "
+            "created_at TEXT NOT NULL, updated_at TEXT NOT NULL, "
+            "PRIMARY KEY (endpoint_id, message_id))",
+            f"CREATE INDEX IF NOT EXISTS {DELIVERIES}_due ON {DELIVERIES} "
+            "(status, next_attempt_at)",
+            f"CREATE INDEX IF NOT EXISTS {DELIVERIES}_order ON {DELIVERIES} "
+            "(endpoint_id, ordering_key, seq)",
+            f"CREATE TABLE IF NOT EXISTS {ATTEMPTS} (endpoint_id TEXT NOT NULL, "
+            "message_id TEXT NOT NULL, attempt INTEGER NOT NULL, at TEXT NOT NULL, "
+            "status_code INTEGER, latency_ms INTEGER NOT NULL, error TEXT, "
+            "PRIMARY KEY (endpoint_id, message_id, attempt))",
             *_immutable(self.events_table_name),
             *_immutable(SEALS),
         ]

@@ -25,6 +25,11 @@ FINDINGS = "chipledger_findings"
 TRACKING = "chipledger_tracking"
 RESIDENCY = "chipledger_residency"
 CHECKPOINTS = "chipledger_checkpoints"
+OUTBOX = "chipledger_outbox"
+ENDPOINTS = "chipledger_webhook_endpoints"
+SECRETS = "chipledger_webhook_secrets"
+DELIVERIES = "chipledger_webhook_deliveries"
+ATTEMPTS = "chipledger_webhook_attempts"
 
 
 class Cursor(Protocol):
@@ -47,6 +52,11 @@ class Dialect(Protocol):
     tracking_table: str
     residency_table: str
     checkpoints_table: str
+    outbox_table: str
+    endpoints_table: str
+    secrets_table: str
+    deliveries_table: str
+    attempts_table: str
 
     def sql(self, statement: str) -> str: ...
     def db_now(self, cursor: Cursor) -> datetime: ...
@@ -153,6 +163,9 @@ def seal_in_transaction(
             (claim.key, claim.request_hash, claim.status, json.dumps(claim.answer(seals)),
              dialect.to_db_time(recorded_at)),
         )
+    side_write: Callable[[Cursor, list[Seal]], None] | None = kwargs.get("side_write")
+    if side_write is not None:
+        side_write(cursor, seals)
     sink: list[Seal] | None = kwargs.get("seals")
     if sink is not None:
         sink.clear()  # the library retries a failed transaction: keep only the last attempt

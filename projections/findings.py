@@ -16,6 +16,7 @@ from typing import Any
 from domain.evaluator import Finding, ProcessingPiece, findings_for, processing_pieces
 from domain.records import LoggedEvent
 from domain.world import SubjectRef, World
+from projections.outbox import Message, announce
 
 PROJECTION_NAME = "findings"
 
@@ -55,6 +56,7 @@ class Commit:
     closed_pieces: list[OpenPiece] = field(default_factory=list)
     opened_pieces: list[ProcessingPiece] = field(default_factory=list)
     touched: set[SubjectRef] = field(default_factory=set)
+    messages: list[Message] = field(default_factory=list)
 
 
 class FindingsProjection:
@@ -62,6 +64,7 @@ class FindingsProjection:
         self.world = World()
         self.open: dict[SubjectRef, dict[Finding, int]] = {}
         self.open_pieces: dict[SubjectRef, dict[ProcessingPiece, int]] = {}
+        self.by_firm: dict[str, set[Finding]] = {}
 
     def replay(self, event: LogEvent) -> None:
         """Fold an already-projected event into the world (on start-up, no rows written)."""
@@ -72,6 +75,7 @@ class FindingsProjection:
         for row in rows:
             ref = SubjectRef(row.finding.subject_type, row.finding.subject_id)
             self.open.setdefault(ref, {})[row.finding] = row.recorded_from_position
+            self.by_firm.setdefault(row.finding.firm_id, set()).add(row.finding)
         for piece in pieces:
             ref = SubjectRef("processing_activity", piece.piece.activity_id)
             self.open_pieces.setdefault(ref, {})[piece.piece] = piece.recorded_from_position
@@ -82,28 +86,45 @@ class FindingsProjection:
         for event in events:
             self.replay(event)
             commit.touched |= self.world.touched_by(event.kind, event.record_id)
+        before: dict[str, set[Finding]] = {}
+        pieces: dict[str, list[tuple[ProcessingPiece, bool]]] = {}
         for ref in sorted(commit.touched):
             current = self.open.get(ref, {})
             fresh = set(findings_for(self.world, ref))
-            commit.closed += [OpenFinding(f, p) for f, p in current.items() if f not in fresh]
+            closed = [f for f in current if f not in fresh]
             kept = {f: p for f, p in current.items() if f in fresh}
             opened = sorted(fresh - kept.keys())
+            for firm in {f.firm_id for f in (*closed, *opened)}:
+                before.setdefault(firm, set(self.by_firm.get(firm, ())))
+            for f in closed:
+                self.by_firm[f.firm_id].discard(f)
+            for f in opened:
+                self.by_firm.setdefault(f.firm_id, set()).add(f)
+            commit.closed += [OpenFinding(f, current[f]) for f in closed]
             commit.opened += opened
             self.open[ref] = kept | dict.fromkeys(opened, last.position)
             if ref.kind == "processing_activity":
-                self._recompute_pieces(ref, commit)
+                for piece, was_opened in self._recompute_pieces(ref, commit):
+                    pieces.setdefault(piece.firm_id, []).append((piece, was_opened))
+        after = {firm: set(self.by_firm.get(firm, ())) for firm in before}
+        listed = [{"position": e.position, "kind": e.kind, "record_id": e.record_id,
+                   "type": e.type} for e in events]
+        commit.messages = announce(last.position, last.recorded_at, listed, before, after,
+                                   pieces)
         return commit
 
-    def _recompute_pieces(self, ref: SubjectRef, commit: Commit) -> None:
+    def _recompute_pieces(self, ref: SubjectRef, commit: Commit
+                          ) -> list[tuple[ProcessingPiece, bool]]:
         state = self.world.get(ref.kind, ref.record_id)
         fresh = set(processing_pieces(self.world, state)) if state else set()
         current = self.open_pieces.get(ref, {})
-        commit.closed_pieces += [OpenPiece(p, f) for p, f in current.items() if p not in fresh]
+        closed = [OpenPiece(p, f) for p, f in current.items() if p not in fresh]
+        commit.closed_pieces += closed
         kept = {p: f for p, f in current.items() if p in fresh}
         opened = sorted(fresh - kept.keys())
         commit.opened_pieces += opened
         self.open_pieces[ref] = kept | dict.fromkeys(opened, commit.position)
-
+        return [(c.piece, False) for c in closed] + [(p, True) for p in opened]
 
 def commits(events: Iterable[LogEvent]) -> Iterable[list[LogEvent]]:
     """Group consecutive events by their recorded_at: one group a commit."""
