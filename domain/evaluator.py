@@ -163,15 +163,6 @@ def _chain_firms(world: World, firm_id: str) -> list[RecordState]:
     return found
 
 
-def licence_valid_on(licence: RecordState, day: date) -> bool:
-    facts = licence.facts_on(day)
-    if day < _d(facts["valid_from"]):
-        return False
-    if facts.get("valid_to") and day > _d(facts["valid_to"]):
-        return False
-    return licence.ended_from is None or day < licence.ended_from
-
-
 def covering_licence(world: World, authority: str, holder: str, chip_id: str, country: str,
                      day: date) -> tuple[RecordState | None, list[RecordState]]:
     """The first valid licence that covers the case, and every licence that would but for
@@ -182,7 +173,7 @@ def covering_licence(world: World, authority: str, holder: str, chip_id: str, co
         and chip_id in lic.original.get("chip_models", ())
         and country in lic.original.get("destination_countries", ())
     ]
-    valid = [lic for lic in consulted if licence_valid_on(lic, day)]
+    valid = [lic for lic in consulted if lic.holds_on(day)]
     return (valid[0] if valid else None), consulted
 
 
@@ -327,15 +318,6 @@ def _judge_shipment(world: World, shipment: RecordState, regulation: RecordState
 # remote_compute_access: a lease, on each day it runs -------------------------------------------
 
 
-def _runs_on(state: RecordState, day: date) -> bool:
-    facts = state.facts_on(day)
-    if day < _d(facts["starts_on"]):
-        return False
-    if facts.get("ends_on") and day > _d(facts["ends_on"]):
-        return False
-    return state.ended_from is None or day < state.ended_from
-
-
 def _span_cuts(state: RecordState) -> set[date]:
     cuts = {_d(state.original["starts_on"]), *state.change_dates()}
     ends = [state.original.get("ends_on")] + [c.fields.get("ends_on") for c in state.changes]
@@ -361,7 +343,7 @@ def _lease_cuts(world: World, lease: RecordState, firm_id: str,
 
 def _judge_lease(world: World, lease: RecordState, regulation: RecordState,
                  rule: RemoteComputeAccessRule, day: date) -> Verdict | None:
-    if not _runs_on(lease, day):
+    if not lease.holds_on(day):
         return None
     facts = lease.facts_on(day)
     firm_id = facts["firm_id"]
@@ -429,7 +411,7 @@ def processed_in(world: World, facts: dict[str, Any], day: date) -> tuple[str | 
 
 def _judge_activity(world: World, activity: RecordState, regulation: RecordState,
                     rule: DataLocalisationRule, day: date) -> Verdict | None:
-    if not _runs_on(activity, day):
+    if not activity.holds_on(day):
         return None
     facts = activity.facts_on(day)
     where, dc = processed_in(world, facts, day)
@@ -512,7 +494,7 @@ def processing_pieces(world: World, activity: RecordState) -> list[ProcessingPie
     pieces: list[ProcessingPiece] = []
     for i, start in enumerate(ordered):
         end = ordered[i + 1] if i + 1 < len(ordered) else None
-        if not _runs_on(activity, start):
+        if not activity.holds_on(start):
             continue
         facts = activity.facts_on(start)
         where, _ = processed_in(world, facts, start)

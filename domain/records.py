@@ -80,6 +80,17 @@ class RecordState:
             facts = _normalise(self.spec, {**facts, **change.fields}, change.fields)
         return facts
 
+    def holds_on(self, day: date) -> bool:
+        """Within its inclusive span (as the facts stand that day) and not ended by then."""
+        if self.ended_from is not None and day >= self.ended_from:
+            return False
+        if self.spec.span is None:
+            return True
+        start_field, end_field = self.spec.span
+        facts = self.facts_on(day)
+        start, end = _as_date(facts.get(start_field)), _as_date(facts.get(end_field or ""))
+        return (start is None or start <= day) and (end is None or day <= end)
+
     def change_dates(self) -> list[date]:
         return sorted({c.effective_from for c in self.changes})
 

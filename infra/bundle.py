@@ -4,7 +4,6 @@ service's public key or an earlier checkpoint kept by the auditor)."""
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -13,6 +12,7 @@ from domain.aggregates import TOPIC_TO_TYPE
 from domain.kinds import KIND_BY_EVENT_TYPE
 from infra.checkpoints import Checkpoint, Extension, signature_holds, verify_extends
 from infra.seal import ALGORITHM, parse_time
+from infra.store import LogEntry
 from infra.verify import Verification, verify_chain
 
 EXPORT_FORMAT = "chipledger-export-v1"
@@ -38,18 +38,6 @@ class BundleError(Exception):
 
 
 @dataclass(frozen=True)
-class ExportedEntry:
-    position: int
-    recorded_at: datetime
-    originator_id: UUID
-    originator_version: int
-    topic: str
-    state: bytes
-    prev_hash: str
-    hash: str
-
-
-@dataclass(frozen=True)
 class BundleVerification:
     ok: bool
     entries: int
@@ -68,7 +56,7 @@ def read_header(path: Path) -> dict[str, Any]:
     return header
 
 
-def read_entries(path: Path) -> Iterator[ExportedEntry]:
+def read_entries(path: Path) -> Iterator[LogEntry]:
     with path.open(encoding="utf-8") as handle:
         handle.readline()
         for number, line in enumerate(handle, start=2):
@@ -76,7 +64,7 @@ def read_entries(path: Path) -> Iterator[ExportedEntry]:
                 continue
             item = _parse_canonical(line, number)
             try:
-                entry = ExportedEntry(
+                entry = LogEntry(
                     position=int(item["position"]),
                     recorded_at=parse_time(item["recorded_at"]),
                     originator_id=UUID(item["originator_id"]),
@@ -92,7 +80,7 @@ def read_entries(path: Path) -> Iterator[ExportedEntry]:
             yield entry
 
 
-def _check_shown_fields(item: dict[str, Any], entry: ExportedEntry) -> None:
+def _check_shown_fields(item: dict[str, Any], entry: LogEntry) -> None:
     """The readable copies (type, kind, record id, version, data) must say what the hashed
     state and topic say."""
     state = json.loads(entry.state)
@@ -111,7 +99,7 @@ def verify_bundle(path: Path, *, trusted_public: bytes | None = None,
     count = 0
     last_hash: str | None = None
 
-    def counted() -> Iterator[ExportedEntry]:
+    def counted() -> Iterator[LogEntry]:
         nonlocal count, last_hash
         for entry in read_entries(path):
             count += 1
