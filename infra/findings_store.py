@@ -113,7 +113,9 @@ class FindingsStore:
             (reached, name, seen))
         if cursor.rowcount == 1:
             return
-        if seen == 0 and self.tracking(name) == 0:
+        cursor.execute(self.dialect.sql(f"SELECT position FROM {table} WHERE name = %s"),
+                       (name,))
+        if seen == 0 and cursor.fetchone() is None:
             cursor.execute(self.dialect.sql(
                 f"INSERT INTO {table} (name, position) VALUES (%s, %s)"), (name, reached))
             return

@@ -304,13 +304,14 @@ class LogStore:
     # API keys --------------------------------------------------------------------------------
 
     def add_api_key(self, key_id: str, name: str, role: str, key_hash: str) -> None:
+        now = self.dialect_now()  # before the write: SQLite's pool won't lend a reader inside it
         with self.dialect.transaction(commit=True) as cursor:
             cursor.execute(
                 self.dialect.sql(
                     f"INSERT INTO {self.dialect.api_keys_table} "
                     "(key_id, name, role, key_hash, created_at) VALUES (%s, %s, %s, %s, %s)"
                 ),
-                (key_id, name, role, key_hash, self.dialect.to_db_time(self.dialect_now())),
+                (key_id, name, role, key_hash, self.dialect.to_db_time(now)),
             )
 
     def find_api_key(self, key_hash: str) -> ApiKeyRow | None:
