@@ -5,6 +5,7 @@ the same parser serves single appends, batch lines and `chipledger import`.
 """
 
 import json
+from functools import lru_cache
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -220,7 +221,9 @@ def _batch_problems(problems: list[FieldProblem], numbers: list[int]) -> list[di
     return entries
 
 
+@lru_cache(maxsize=64)
 def _schema(model: Any) -> dict[str, Any]:
+    """The OpenAPI request body of a route whose body is read raw (computed once a model)."""
     return {"requestBody": {"required": True, "content": {
         "application/json": {"schema": model.model_json_schema()}}}}
 
