@@ -5,8 +5,8 @@ the same parser serves single appends, batch lines and `chipledger import`.
 """
 
 import json
-from functools import lru_cache
 from collections.abc import Callable, Coroutine
+from functools import lru_cache
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
