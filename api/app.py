@@ -13,6 +13,7 @@ from api import appends, audit, ops, posture, problems, reads, replays, webhooks
 from api.problems import Problem
 from infra.bootstrap import Container, bootstrap
 from infra.checkpoints import Checkpointer, SigningKey, signing_key_path
+from infra.group_commit import GroupCommitter
 from infra.keys import KeyRing
 from infra.metrics import Metrics
 from infra.posture import PostureService
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         owned = container is None
         built = container or bootstrap(settings)
         wire(app, built)
+        app.state.committer.start()
         if settings.auth is AuthMode.DISABLED:
             log.warning("auth_disabled", detail="CHIPLEDGER_AUTH=disabled: every request is "
                         "served as admin, without a key. Never run this way in production.")
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         try:
             yield
         finally:
+            app.state.committer.stop()
             if background:
                 background.stop()
             if owned:
@@ -78,6 +81,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 def wire(app: FastAPI, container: Container) -> None:
     app.state.container = container
     app.state.appends = AppendService(container)
+    app.state.committer = GroupCommitter(app.state.appends)
     app.state.reads = ReadService(container)
     app.state.keyring = KeyRing(container.store)
     app.state.posture = PostureService(container)

@@ -20,7 +20,8 @@ from domain.application import Append
 from domain.errors import FieldProblem, InvalidRecordError
 from domain.ids import is_record_id
 from domain.kinds import BY_COLLECTION, KINDS, KindSpec, Role
-from infra.service import Answer, AppendService, request_fingerprint
+from infra.group_commit import GroupCommitter
+from infra.service import Answer, request_fingerprint
 
 BATCH_MEDIA_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-seq")
 MAX_BATCH_LINES = 100_000
@@ -142,11 +143,11 @@ def _if_match(request: Request) -> int | None:
 
 async def run_appends(request: Request, appends: list[Append], raw: bytes, *,
                       batch: bool) -> JSONResponse:
-    service: AppendService = request.app.state.appends
+    committer: GroupCommitter = request.app.state.committer
     key = _idempotency_key(request)
     fingerprint = request_fingerprint(request.method, request.url.path, raw)
     answer: Answer = await run_in_threadpool(
-        service.append, appends, batch=batch, idempotency_key=key, fingerprint=fingerprint
+        committer.submit, appends, batch=batch, idempotency_key=key, fingerprint=fingerprint
     )
     for kind in answer.appended:
         request.app.state.metrics.appended.labels(kind).inc()

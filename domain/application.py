@@ -6,6 +6,7 @@ a batch is all or nothing. Keyword arguments given to `commit` reach the recorde
 the seal and the idempotency record in the same transaction as the events.
 """
 
+import copy
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,11 @@ class Staged:
     outcomes: list[Outcome] = field(default_factory=list)
     absent: set[UUID] = field(default_factory=set)  # known not to be in the log
     present: set[UUID] = field(default_factory=set)  # known to be in the log
+    base: "Staged | None" = None  # earlier requests of the same group commit
+
+    @property
+    def appended(self) -> bool:
+        return any(o.appended for o in self.outcomes)
 
     @property
     def pending(self) -> list[Record]:
@@ -80,11 +86,14 @@ class Ledger(Application[UUID]):
     def has_record(self, kind: str, record_id: str) -> bool:
         return bool(self.recorder.select_events(record_uuid(kind, record_id), limit=1))
 
-    def stage(self, appends: Iterable[Append]) -> Staged:
+    def stage(self, appends: Iterable[Append], *, base: Staged | None = None) -> Staged:
         """Apply the appends to their records in memory, checking each against what came before
         it (in the log or earlier in the same batch). Raises a LedgerError on the first refusal,
-        naming the batch line when there is more than one append."""
-        staged = Staged()
+        naming the batch line when there is more than one append.
+
+        With `base` (a group commit), records already staged there are read from it, copied:
+        a refused request leaves the others' staged records as they were."""
+        staged = Staged(base=base)
         appends = list(appends)
         self._prefetch(staged, appends)
         for line, append in enumerate(appends, start=1):
@@ -142,6 +151,9 @@ class Ledger(Application[UUID]):
 
     def _load(self, staged: Staged, kind: str, record_id: str) -> Record | None:
         originator_id = record_uuid(kind, record_id)
+        if originator_id not in staged.records and staged.base is not None \
+                and originator_id in staged.base.records:
+            staged.records[originator_id] = copy.deepcopy(staged.base.records[originator_id])
         if originator_id not in staged.records:
             if originator_id in staged.absent:
                 return None
@@ -175,6 +187,8 @@ class Ledger(Application[UUID]):
     def _exists(self, staged: Staged, kind: str, record_id: str) -> bool:
         originator_id = record_uuid(kind, record_id)
         if originator_id in staged.records or originator_id in staged.present:
+            return True
+        if staged.base is not None and originator_id in staged.base.records:
             return True
         return originator_id not in staged.absent and self.has_record(kind, record_id)
 

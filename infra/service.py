@@ -65,14 +65,12 @@ class AppendService:
         """Stage and commit; `side_write(cursor, seals)` runs in the events' transaction."""
         for _ in range(MAX_ATTEMPTS):
             if idempotency_key is not None:
-                earlier = self._earlier_answer(idempotency_key, fingerprint)
+                earlier = self.earlier_answer(idempotency_key, fingerprint)
                 if earlier is not None:
                     return earlier
             staged = self.ledger.stage(appends)
-            status = self._status(staged, batch)
-            known = self._known_seals(staged)
-            build = _AnswerBuilder(staged.outcomes, known, batch)
-            if not staged.pending:
+            status, build = self.prepare(staged, batch)
+            if not staged.appended:
                 return Answer(status, build([]))
             seals: list[Seal] = []
             claim = None
@@ -84,12 +82,10 @@ class AppendService:
             except IntegrityError:
                 log.info("append_conflict_retry", records=[o.record_id for o in staged.outcomes])
                 continue
-            kinds = {o.originator_id: o.kind for o in staged.outcomes}
-            return Answer(status, build(seals), appended=tuple(kinds[s.originator_id]
-                                                                for s in seals))
+            return Answer(status, build(seals), appended=build.kinds())
         raise ConcurrentAppendError()
 
-    def _earlier_answer(self, key: str, fingerprint: str) -> Answer | None:
+    def earlier_answer(self, key: str, fingerprint: str) -> Answer | None:
         stored = self.store.stored_answer(key)
         if stored is None:
             return None
@@ -97,10 +93,15 @@ class AppendService:
             raise IdempotencyKeyReusedError()
         return Answer(stored.status, stored.answer, replayed=True)
 
+    def prepare(self, staged: Staged, batch: bool) -> tuple[int, "AnswerBuilder"]:
+        """The status and the answer builder of a staged request."""
+        return self._status(staged, batch), AnswerBuilder(staged.outcomes,
+                                                           self._known_seals(staged), batch)
+
     @staticmethod
     def _status(staged: Staged, batch: bool) -> int:
         if batch:
-            return 201 if staged.pending else 200
+            return 201 if staged.appended else 200
         outcome = staged.outcomes[-1]
         return 201 if outcome.created and outcome.appended else 200
 
@@ -120,22 +121,29 @@ def _seal_of(entry: LogEntry) -> Seal:
                 entry.recorded_at, entry.prev_hash, entry.hash)
 
 
-class _AnswerBuilder:
+class AnswerBuilder:
     def __init__(self, outcomes: list[Outcome], known: dict[tuple[Any, int], Seal],
                  batch: bool) -> None:
         self.outcomes, self.known, self.batch = outcomes, known, batch
 
     def __call__(self, seals: list[Seal]) -> Any:
+        """The request's answer from the seals of its commit (which may hold other requests'
+        events too, in a group commit)."""
         by_event = {**self.known, **{(s.originator_id, s.originator_version): s for s in seals}}
         results = [self._result(o, by_event) for o in self.outcomes]
         if not self.batch:
             return results[-1]
+        positions = sorted({by_event[(o.originator_id, o.version)].position
+                            for o in self.outcomes if o.appended})
         return {
             "count": len(results),
-            "appended": len(seals),
-            "positions": [s.position for s in sorted(seals, key=lambda s: s.position)],
+            "appended": len(positions),
+            "positions": positions,
             "results": results,
         }
+
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(o.kind for o in self.outcomes if o.appended)
 
     @staticmethod
     def _result(outcome: Outcome, by_event: dict[tuple[Any, int], Seal]) -> dict[str, Any]:

@@ -153,8 +153,8 @@ def seal_in_transaction(
                 seal.hash,
             ),
         )
-    claim: IdempotencyClaim | None = kwargs.get("idempotency")
-    if claim is not None:
+    claims = kwargs.get("idempotency")
+    for claim in claims if isinstance(claims, list) else [claims] if claims else []:
         cursor.execute(
             dialect.sql(
                 f"INSERT INTO {dialect.idempotency_table} "

@@ -1,0 +1,160 @@
+"""Group commit: one writer per process gathers concurrent appends into one transaction.
+
+The log's writers are serialised anyway (PostgreSQL's table lock, SQLite's single writer), so
+each commit's fsync and lock are what cost. Requests queue; the writer takes all that are
+waiting, stages each on its own (a refused request is refused alone and leaves the others'
+records as they were), commits them together, and answers each only after that commit. If
+the shared commit conflicts (another process wrote the same record, or two requests share an
+idempotency key), each request is committed again on its own, so no request fails for
+another's sake.
+"""
+
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import structlog
+from eventsourcing.persistence import IntegrityError
+
+from domain.application import Append, Staged
+from domain.errors import LedgerError
+from infra.seal import IdempotencyClaim, Seal
+from infra.service import Answer, AppendService, AnswerBuilder
+
+log = structlog.get_logger("chipledger.group_commit")
+
+
+@dataclass
+class _Request:
+    appends: Sequence[Append]
+    batch: bool
+    key: str | None
+    fingerprint: str
+    done: threading.Event = field(default_factory=threading.Event)
+    answer: Answer | None = None
+    error: BaseException | None = None
+
+    def resolve(self, answer: Answer | None = None, error: BaseException | None = None) -> None:
+        self.answer, self.error = answer, error
+        self.done.set()
+
+
+@dataclass
+class _Ready:
+    request: _Request
+    status: int
+    build: AnswerBuilder
+
+
+class GroupCommitter:
+    def __init__(self, service: AppendService, *, max_group: int = 512) -> None:
+        self.service = service
+        self.max_group = max_group
+        self.queue: queue.Queue[_Request | None] = queue.Queue()
+        self.thread: threading.Thread | None = None
+        self.groups = 0
+        self.requests = 0
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self.thread is not None:
+            self.queue.put(None)
+            self.thread.join(timeout=10)
+            self.thread = None
+
+    def submit(self, appends: Sequence[Append], *, batch: bool = False,
+               idempotency_key: str | None = None, fingerprint: str = "") -> Answer:
+        """Append through the shared writer; blocks until this request's commit."""
+        if self.thread is None:
+            return self.service.append(appends, batch=batch, idempotency_key=idempotency_key,
+                                       fingerprint=fingerprint)
+        request = _Request(appends, batch, idempotency_key, fingerprint)
+        self.queue.put(request)
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        assert request.answer is not None
+        return request.answer
+
+    def _run(self) -> None:
+        while True:
+            first = self.queue.get()
+            if first is None:
+                return
+            group = [first]
+            while len(group) < self.max_group:
+                try:
+                    nxt = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self.queue.put(None)  # stop after this group
+                    break
+                group.append(nxt)
+            try:
+                self._commit(group)
+            except BaseException as error:  # never leave a caller waiting
+                log.exception("group_commit_failed", requests=len(group))
+                for request in group:
+                    if not request.done.is_set():
+                        request.resolve(error=error)
+
+    def _commit(self, group: list[_Request]) -> None:
+        shared, ready = Staged(), []
+        for request in group:
+            item = self._stage(request, shared)
+            if item is not None:
+                ready.append(item)
+        if not ready:
+            return
+        seals: list[Seal] = []
+        claims = [IdempotencyClaim(r.request.key, r.request.fingerprint, r.status, r.build)
+                  for r in ready if r.request.key is not None]
+        try:
+            self.service.ledger.commit(shared, seals=seals, idempotency=claims)
+        except IntegrityError:
+            log.info("group_commit_conflict", requests=len(ready))
+            for item in ready:
+                self._alone(item.request)
+            return
+        except Exception as error:
+            for item in ready:
+                item.request.resolve(error=error)
+            return
+        self.groups += 1
+        self.requests += len(ready)
+        for item in ready:
+            item.request.resolve(Answer(item.status, item.build(seals),
+                                        appended=item.build.kinds()))
+
+    def _stage(self, request: _Request, shared: Staged) -> _Ready | None:
+        """Stage one request on top of the group's; answers it at once when nothing is to be
+        written (a replayed key, a repeated create) or when it is refused."""
+        try:
+            if request.key is not None:
+                earlier = self.service.earlier_answer(request.key, request.fingerprint)
+                if earlier is not None:
+                    request.resolve(earlier)
+                    return None
+            trial = self.service.ledger.stage(request.appends, base=shared)
+            status, build = self.service.prepare(trial, request.batch)
+        except LedgerError as error:
+            request.resolve(error=error)
+            return None
+        if not trial.appended:
+            request.resolve(Answer(status, build([])))
+            return None
+        shared.records.update(trial.records)
+        return _Ready(request, status, build)
+
+    def _alone(self, request: _Request) -> None:
+        try:
+            request.resolve(self.service.append(
+                request.appends, batch=request.batch, idempotency_key=request.key,
+                fingerprint=request.fingerprint))
+        except BaseException as error:
+            request.resolve(error=error)
