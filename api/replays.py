@@ -11,8 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from api.appends import parse_batch_line, read_body
 from api.auth import Auditor, Reader
 from api.posture import _firm_id, _moment, finding_json
-from api.problems import Problem, invalid, pydantic_errors
+from api.problems import Problem, field_errors, invalid, pydantic_errors
 from api.reads import resolve_times
+from domain.errors import FieldProblem, InvalidRecordError
 from domain.evaluator import FindingsDiff, diff_findings
 from domain.ids import is_record_id, record_uuid
 from infra.posture import Moment, PostureService
@@ -106,13 +107,28 @@ async def create_replay(request: Request, _: Auditor) -> dict[str, Any]:
         raise invalid(errors)
     day, moment = resolve_times(ask.as_of, ask.known_at)
     service: ReplayService = request.app.state.replays
-    result = await run_in_threadpool(service.replay, day, moment, ask.firm_ids, appends)
+    try:
+        result = await run_in_threadpool(service.replay, day, moment, ask.firm_ids, appends)
+    except InvalidRecordError as error:
+        raise invalid(_hypothetical_problems(error.problems, len(appends))) from None
     unknown = sorted(set(ask.firm_ids or ()) - _known_firms(service, result))
     if unknown:
         raise invalid([{"loc": ["body", "firm_ids"], "field": "body.firm_ids",
                         "msg": f"no firm with id {', '.join(map(repr, unknown))} as known at "
                                f"{format_time(moment)}", "type": "unknown_reference"}])
     return replay_json(result)
+
+
+def _hypothetical_problems(problems: list[FieldProblem], count: int) -> list[dict[str, Any]]:
+    """Name a refused hypothetical record by its place in the list, as a refused parse does:
+    body.hypothetical.<n>.body.<field>. The Ledger names the append's 1-based index only when
+    there is more than one."""
+    named = []
+    for problem in problems:
+        number, loc = (problem.loc[0], problem.loc[1:]) if count > 1 else (1, problem.loc)
+        named.append(FieldProblem(("hypothetical", number, "body", *loc), problem.msg,
+                                  problem.type))
+    return field_errors(named)
 
 
 def _known_firms(service: ReplayService, result: Replay) -> set[str]:

@@ -3,6 +3,7 @@ service's public key or an earlier checkpoint kept by the auditor)."""
 
 import json
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,12 @@ from domain.aggregates import TOPIC_TO_TYPE
 from domain.kinds import KIND_BY_EVENT_TYPE
 from infra.checkpoints import Checkpoint, Extension, signature_holds, verify_extends
 from infra.seal import ALGORITHM, parse_time
+from infra.service import export_line
 from infra.store import LogEntry
 from infra.verify import Verification, verify_chain
 
 EXPORT_FORMAT = "chipledger-export-v1"
+HEADER_FIELDS = {"format", "algorithm", "head_position", "head_hash", "checkpoint"}
 
 
 def canonical_json(value: object) -> str:
@@ -47,19 +50,41 @@ class BundleVerification:
     problems: list[str]
 
 
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The file's lines, split at "\n" alone (the only line end chipledger writes), in UTF-8."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BundleError(f"line {number} is not UTF-8: it was edited") from None
+
+
 def read_header(path: Path) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as handle:
-        first = handle.readline()
+    with closing(_lines(path)) as lines:
+        _, first = next(lines, (1, ""))
     header = _parse_canonical(first, 1)
-    if header.get("format") != EXPORT_FORMAT or header.get("algorithm") != ALGORITHM:
+    if header.get("format") != EXPORT_FORMAT or header.get("algorithm") != ALGORITHM or \
+            set(header) != HEADER_FIELDS:
         raise BundleError(f"{path}: not a {EXPORT_FORMAT} file")
     return header
 
 
+def _header_checkpoint(raw: dict[str, Any]) -> Checkpoint:
+    """The header's checkpoint, exactly as chipledger writes one (no field left to a default)."""
+    try:
+        checkpoint = Checkpoint.from_json(raw)
+    except (KeyError, TypeError):
+        raise BundleError("line 1: its checkpoint is not as chipledger writes one") from None
+    if checkpoint.to_json() != raw:
+        raise BundleError("line 1: its checkpoint is not as chipledger writes one")
+    return checkpoint
+
+
 def read_entries(path: Path) -> Iterator[LogEntry]:
-    with path.open(encoding="utf-8") as handle:
-        handle.readline()
-        for number, line in enumerate(handle, start=2):
+    with closing(_lines(path)) as lines:
+        next(lines, None)
+        for number, line in lines:
             if not line.strip():
                 continue
             item = _parse_canonical(line, number)
@@ -75,6 +100,8 @@ def read_entries(path: Path) -> Iterator[LogEntry]:
                     hash=str(item["hash"]),
                 )
                 _check_shown_fields(item, entry)
+                if export_line(entry) != line.rstrip("\n"):
+                    raise ValueError("it is not as chipledger writes this event")
             except (ValueError, KeyError, TypeError) as error:
                 raise BundleError(f"line {number} is not an exported event: {error}") from None
             yield entry
@@ -115,7 +142,7 @@ def verify_bundle(path: Path, *, trusted_public: bytes | None = None,
     checkpoint_ok = None
     raw = header.get("checkpoint")
     if isinstance(raw, dict):
-        checkpoint = Checkpoint.from_json(raw)
+        checkpoint = _header_checkpoint(raw)
         checkpoint_ok = signature_holds(checkpoint, trusted_public) and \
             checkpoint.position == header.get("head_position") and \
             checkpoint.hash == header.get("head_hash")

@@ -119,15 +119,30 @@ def load_public_key(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
+def _strict_b64decode(text: str) -> bytes:
+    """Base64 exactly as chipledger writes it: another spelling of the same bytes (padding
+    bits set, stray characters) is an edit."""
+    raw = base64.b64decode(text, validate=True)
+    if base64.b64encode(raw).decode() != text:
+        raise ValueError("not canonical base64")
+    return raw
+
+
 def signature_holds(checkpoint: Checkpoint, trusted_public: bytes | None = None) -> bool:
     """The signature is good, by the trusted key when given, else by the embedded one."""
-    embedded = base64.b64decode(checkpoint.public_key)
+    if (checkpoint.algorithm, checkpoint.signature_algorithm) != (ALGORITHM,
+                                                                  SIGNATURE_ALGORITHM):
+        return False
+    try:
+        embedded = _strict_b64decode(checkpoint.public_key)
+        signature = _strict_b64decode(checkpoint.signature)
+    except (ValueError, TypeError):  # binascii.Error is a ValueError
+        return False
     public = trusted_public if trusted_public is not None else embedded
     if key_id_of(public) != checkpoint.key_id or public != embedded:
         return False
     try:
-        Ed25519PublicKey.from_public_bytes(public).verify(
-            base64.b64decode(checkpoint.signature), checkpoint.signed_bytes())
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, checkpoint.signed_bytes())
     except (InvalidSignature, ValueError):
         return False
     return True

@@ -20,7 +20,7 @@ from eventsourcing.persistence import IntegrityError
 from domain.application import Append, Staged
 from domain.errors import LedgerError
 from infra.seal import IdempotencyClaim, Seal
-from infra.service import Answer, AppendService, AnswerBuilder
+from infra.service import Answer, AnswerBuilder, AppendService
 
 log = structlog.get_logger("chipledger.group_commit")
 

@@ -1,7 +1,8 @@
 """The projection runner: follows the sealed log by position and keeps the findings table.
 
-Batches of up to `batch_size` events are processed per transaction, with the tracking row in
-the same transaction (exactly once; a crash resumes from the last committed batch). On
+Batches of `batch_size` events (more when a commit runs past it: a batch never ends inside a
+commit) are processed per transaction, with the tracking row in the same transaction (exactly
+once; a crash resumes from the last committed batch). On
 PostgreSQL the runner sleeps on LISTEN/NOTIFY with a polling fallback, and only the holder of
 an advisory lock works: another process takes over when it dies. On SQLite it polls.
 """

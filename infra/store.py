@@ -16,7 +16,7 @@ from eventsourcing.persistence import StoredEvent
 
 from domain.aggregates import TOPIC_TO_TYPE
 from domain.kinds import KIND_BY_EVENT_TYPE
-from infra.seal import IdempotencyClaim, Seal, seal_batch
+from infra.seal import Seal, seal_batch
 
 SEALS = "chipledger_seals"
 IDEMPOTENCY = "chipledger_idempotency"
