@@ -2,6 +2,8 @@
 
   python -m bench build  --events 1000000 --database-url sqlite:///bench.db
   python -m bench replay --database-url sqlite:///bench.db
+  python -m bench appends --clients 64 --seconds 10 \
+      --database-url 'postgresql://postgres@127.0.0.1/test?schema=bench'
 
 Each measurement that matters for memory runs in a child process, so its peak resident set
 size (ru_maxrss) is its own. Every figure is printed with its ratio to the baseline measured
@@ -17,6 +19,7 @@ import time
 from typing import Any
 
 from api.appends import parse_batch_line
+from bench.appends import main as appends_main
 from bench.synthetic import ledger
 from infra.bootstrap import bootstrap
 from infra.service import AppendService
@@ -123,12 +126,16 @@ def replay(url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["build", "replay", "_replay", "_library_scan"])
+    parser.add_argument("command", choices=["build", "replay", "appends", "_replay",
+                                            "_library_scan"])
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--database-url", default="sqlite:///bench.db")
     parser.add_argument("--events", type=int, default=100_000)
     args = parser.parse_args()
     {"build": lambda: build(args.database_url, args.events),
      "replay": lambda: replay(args.database_url),
+     "appends": lambda: appends_main(args.database_url, args.clients, args.seconds),
      "_replay": lambda: child_replay(args.database_url),
      "_library_scan": lambda: child_library_scan(args.database_url)}[args.command]()
 

@@ -46,8 +46,10 @@ def ledger(events: int, seed: int = 7) -> Iterator[Line]:
     for n in range(licences):
         valid_from = _day(rng)
         yield {"type": "licences", "body": {
-            "id": f"lic-{n}", "authority": "US-BIS", "holder_firm_id": f"firm-{rng.randrange(firms)}",
-            "chip_models": rng.sample(CHIP_IDS, 2), "destination_countries": rng.sample(COUNTRIES, 3),
+            "id": f"lic-{n}", "authority": "US-BIS",
+            "holder_firm_id": f"firm-{rng.randrange(firms)}",
+            "chip_models": rng.sample(CHIP_IDS, 2),
+            "destination_countries": rng.sample(COUNTRIES, 3),
             "valid_from": valid_from, "valid_to": _after(valid_from, rng, 900)}}
     made = 12 + firms + dcs + len(REGULATIONS) + licences
     subjects: list[tuple[str, str, str]] = []

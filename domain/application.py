@@ -95,7 +95,10 @@ class Ledger(Application[UUID]):
         a refused request leaves the others' staged records as they were."""
         staged = Staged(base=base)
         appends = list(appends)
-        self._prefetch(staged, appends)
+        if base is None:
+            self.prefetch(staged, appends)
+        else:
+            staged.present, staged.absent = base.present, base.absent
         for line, append in enumerate(appends, start=1):
             try:
                 staged.outcomes.append(self._stage_one(staged, append))
@@ -107,7 +110,8 @@ class Ledger(Application[UUID]):
                 raise
         return staged
 
-    def _prefetch(self, staged: Staged, appends: list[Append]) -> None:
+    def prefetch(self, staged: Staged, appends: list[Append]) -> None:
+        """Learn in one query which of the records the appends name are in the log."""
         if self.existing is None or len(appends) < 2:
             return
         wanted = set()

@@ -105,6 +105,7 @@ class GroupCommitter:
 
     def _commit(self, group: list[_Request]) -> None:
         shared, ready = Staged(), []
+        self.service.ledger.prefetch(shared, [a for r in group for a in r.appends])
         for request in group:
             item = self._stage(request, shared)
             if item is not None:
