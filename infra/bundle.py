@@ -2,7 +2,7 @@
 service's public key or an earlier checkpoint kept by the auditor)."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +50,7 @@ class BundleVerification:
     problems: list[str]
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
+def _lines(path: Path) -> Generator[tuple[int, str], None, None]:
     """The file's lines, split at "\n" alone (the only line end chipledger writes), in UTF-8."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
