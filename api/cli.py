@@ -254,7 +254,12 @@ def verify(
     except ValueError as error:
         err.print(f"{public_key}: not an Ed25519 public key (PEM or base64): {error}")
         raise typer.Exit(2) from None
-    earlier = Checkpoint.from_json(json.loads(against.read_text())) if against else None
+    try:
+        earlier = Checkpoint.from_json(json.loads(against.read_text())) if against else None
+    except (ValueError, KeyError, TypeError) as error:
+        err.print(f"{against}: not a chipledger checkpoint (JSON with position, hash, "
+                  f"recorded_at, signed_at, key_id, public_key, signature): {error}")
+        raise typer.Exit(2) from None
     if file is not None:
         _verify_bundle(file, trusted, earlier)
         return
