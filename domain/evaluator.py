@@ -32,7 +32,7 @@ ONE_DAY = timedelta(days=1)
 _RULE = TypeAdapter(Rule)
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Finding:
     firm_id: str
     subject_type: str
@@ -470,7 +470,7 @@ class Processing:
     status: Status
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class ProcessingPiece:
     """Where one country's personal data was processed by an activity, over [from, to)."""
 

@@ -15,7 +15,7 @@ from domain.kinds import ALL_KINDS, KindSpec, Role
 Facts = dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LoggedEvent:
     """An event as the log holds it. Position is None for an event not yet recorded."""
 
@@ -24,7 +24,7 @@ class LoggedEvent:
     position: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Dated:
     """A change or amendment: named fields that hold from `effective_from` on."""
 
@@ -33,7 +33,7 @@ class Dated:
     seq: int
 
 
-@dataclass
+@dataclass(slots=True)
 class RecordState:
     spec: KindSpec
     record_id: str

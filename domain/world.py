@@ -4,6 +4,7 @@ Projections keep one World up to date as they follow the log; replays build one 
 log; tests build one by hand. What an event touches (architecture.md's table) is read here.
 """
 
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ FIRM_FIELD = {"lease": "firm_id", "shipment": "consignee_firm_id",
               "processing_activity": "firm_id"}
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class SubjectRef:
     kind: str
     record_id: str
@@ -50,6 +51,7 @@ class World:
             self.position = max(self.position, event.position)
         if kind not in KINDS:
             return None
+        event = LoggedEvent(event.type, _compact(event.data), event.position)
         state = self.records.get((kind, record_id))
         if state is None:
             state = RecordState(KINDS[kind], record_id)
@@ -135,3 +137,16 @@ class World:
                                                       for c in state.changes]
         kinds = {SUBJECT_KIND_OF_RULE[r["kind"]] for r in rules if r.get("kind")}
         return {SubjectRef(k, rid) for k in kinds for rid in self._by_kind[k]}
+
+
+def _compact(value: Any) -> Any:
+    """The same strings (dates, countries, ids, field names) repeat across hundreds of
+    thousands of records: share one copy of each, so a World of a million events fits in
+    memory."""
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, dict):
+        return {sys.intern(k): _compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_compact(v) for v in value]
+    return value
