@@ -39,12 +39,13 @@ class RecordState:
     record_id: str
     created: Facts = field(default_factory=dict)  # as first recorded
     original: Facts = field(default_factory=dict)  # as first recorded, corrections applied
-    changes: list[Dated] = field(default_factory=list)
+    # Tuples, not lists: most records never change, and an empty tuple costs nothing.
+    changes: tuple[Dated, ...] = ()
     ended_from: date | None = None
     ending: Mapping[str, Any] | None = None
-    diligence: list[Mapping[str, Any]] = field(default_factory=list)
+    diligence: tuple[Mapping[str, Any], ...] = ()
     version: int = 0
-    positions: list[int] = field(default_factory=list)
+    positions: tuple[int, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -62,15 +63,15 @@ class RecordState:
             self.original = _normalise(self.spec, {**self.original, **data}, data)
         elif role is Role.CHANGE:
             effective_from = date.fromisoformat(data.pop("effective_from"))
-            self.changes.append(Dated(effective_from, data, self.version))
+            self.changes = (*self.changes, Dated(effective_from, data, self.version))
         elif role is Role.END:
             self.ended_from = date.fromisoformat(data["effective_from"])
             self.ending = data
         else:
-            self.diligence.append(data)
+            self.diligence = (*self.diligence, data)
         self.version += 1
         if event.position is not None:
-            self.positions.append(event.position)
+            self.positions = (*self.positions, event.position)
 
     def facts_on(self, day: date) -> Facts:
         """The record's fields on `day`: the corrected original, then every change in force."""
@@ -144,10 +145,10 @@ def check_event(state: RecordState, event: LoggedEvent) -> None:
         state.record_id,
         state.created,
         dict(state.original),
-        list(state.changes),
+        state.changes,
         state.ended_from,
         state.ending,
-        list(state.diligence),
+        state.diligence,
         state.version,
     )
     trial.apply(event)

@@ -52,6 +52,7 @@ class World:
         if kind not in KINDS:
             return None
         event = LoggedEvent(event.type, _compact(event.data), event.position)
+        record_id = sys.intern(record_id)
         state = self.records.get((kind, record_id))
         if state is None:
             state = RecordState(KINDS[kind], record_id)

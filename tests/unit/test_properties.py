@@ -234,7 +234,7 @@ def test_an_aggregate_holds_the_state_records_fold_gives_for_its_events(
     # The read side, folding with log positions, gets the same record and its evidence.
     logged = [LoggedEvent(t, d, position) for position, (t, d) in enumerate(accepted, start=7)]
     with_positions = fold(kind, "r1", logged)
-    assert with_positions.positions == list(range(7, 7 + len(accepted)))
+    assert list(with_positions.positions) == list(range(7, 7 + len(accepted)))
     assert with_positions.original == from_sequence.original
     assert with_positions.changes == from_sequence.changes
 
