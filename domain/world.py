@@ -31,7 +31,6 @@ class SubjectRef:
 
 class World:
     def __init__(self) -> None:
-        self.records: dict[tuple[str, str], RecordState] = {}
         self.position = 0
         self._by_kind: dict[str, dict[str, RecordState]] = defaultdict(dict)
         self._licences_by_holder: dict[str, set[str]] = defaultdict(set)
@@ -53,10 +52,9 @@ class World:
             return None
         event = LoggedEvent(event.type, _compact(event.data), event.position)
         record_id = sys.intern(record_id)
-        state = self.records.get((kind, record_id))
+        state = self._by_kind[kind].get(record_id)
         if state is None:
             state = RecordState(KINDS[kind], record_id)
-            self.records[(kind, record_id)] = state
             self._by_kind[kind][record_id] = state
         state.apply(event)
         if kind == "regulation":
@@ -85,7 +83,7 @@ class World:
     def get(self, kind: str, record_id: str | None) -> RecordState | None:
         if record_id is None:
             return None
-        return self.records.get((kind, record_id))
+        return self._by_kind[kind].get(record_id) if kind in self._by_kind else None
 
     def of_kind(self, kind: str) -> Iterable[RecordState]:
         return self._by_kind[kind].values()
