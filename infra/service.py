@@ -14,7 +14,6 @@ from eventsourcing.persistence import IntegrityError
 from domain.application import Append, Outcome, Staged
 from domain.errors import LedgerError, RecordNotFoundError
 from domain.ids import record_uuid
-from domain.kinds import KINDS
 from domain.records import LoggedEvent, fold
 from infra.bootstrap import Container
 from infra.seal import IdempotencyClaim, Seal, format_time
@@ -179,12 +178,6 @@ class ReadService:
     def __init__(self, container: Container) -> None:
         self.store = container.store
 
-    def known_position(self, known_at: datetime | None) -> int:
-        if known_at is None:
-            head = self.store.head()
-            return head.position if head else 0
-        return self.store.position_at(known_at)
-
     def record(self, kind: str, record_id: str, as_of: date, known_at: datetime) -> RecordView:
         position = self.store.position_at(known_at)
         entries = self.store.entries_for(record_uuid(kind, record_id), upto=position)
@@ -264,5 +257,3 @@ def export_line(entry: LogEntry) -> str:
     }
     return json.dumps(line, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
-
-KIND_NAMES = tuple(KINDS)

@@ -330,5 +330,3 @@ class LogStore:
         with self.dialect.transaction(commit=False) as cursor:
             return self.dialect.db_now(cursor)
 
-
-AnswerBuilder = Callable[[list[Seal]], Any]
