@@ -50,6 +50,7 @@ ROTATION_OVERLAP = timedelta(hours=24)
 BACKOFF = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200, 43200, 43200, 43200, 28800)
 MAX_ATTEMPTS = len(BACKOFF) + 1
 CLAIM_SECONDS = 60
+MAX_RETRY_AFTER = 86400  # a receiver's Retry-After is honoured up to a day
 FANOUT = "webhooks-fanout"
 
 
@@ -430,13 +431,22 @@ class Dispatcher:
         else:
             status = "failed"
             delay = BACKOFF[attempt - 1] * random.uniform(0.8, 1.2) * self.backoff_scale
-            next_at = now + timedelta(seconds=max(delay, retry_after or 0))
+            next_at = now + timedelta(seconds=max(delay, min(retry_after or 0,
+                                                              MAX_RETRY_AFTER)))
         with self.dialect.transaction(commit=True) as cursor:
+            # A recovery starts `attempts` again from 0: number the history after the
+            # attempts already recorded, or the new ones would collide and be dropped.
+            cursor.execute(self._sql(
+                f"SELECT COALESCE(MAX(attempt), 0) AS n FROM {d.attempts_table} "
+                "WHERE endpoint_id = %s AND message_id = %s"),
+                (claim.endpoint_id, claim.message_id))
+            recorded = cursor.fetchone()
+            number = int(recorded["n"]) + 1 if recorded else attempt
             cursor.execute(self._sql(
                 f"INSERT INTO {d.attempts_table} (endpoint_id, message_id, attempt, at, "
                 "status_code, latency_ms, error) VALUES (%s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT DO NOTHING"),
-                (claim.endpoint_id, claim.message_id, attempt, d.to_db_time(now), status_code,
+                (claim.endpoint_id, claim.message_id, number, d.to_db_time(now), status_code,
                  latency, error))
             cursor.execute(self._sql(
                 f"UPDATE {d.deliveries_table} SET status = %s, attempts = %s, "
@@ -451,9 +461,27 @@ class Dispatcher:
         """Fan out, then deliver what is due; returns how much work was done."""
         work = self.fan_out()
         for claim in self.claim():
-            self.deliver(claim)
+            if self._renew(claim):
+                self.deliver(claim)
             work += 1
         return work
+
+    def _renew(self, claim: Claim) -> bool:
+        """Just before sending, extend the claim if it is still this dispatcher's and the
+        endpoint still enabled. The deliveries of a batch are sent one after the other: a
+        slow receiver can make a later one's claim lapse and another dispatcher take it
+        (a concurrent duplicate, out of order), or a 410 can disable the endpoint."""
+        d = self.dialect
+        until = datetime.now(UTC) + timedelta(seconds=CLAIM_SECONDS)
+        with self.dialect.transaction(commit=True) as cursor:
+            cursor.execute(self._sql(
+                f"UPDATE {d.deliveries_table} SET claimed_until = %s WHERE endpoint_id = %s "
+                "AND message_id = %s AND claimed_by = %s AND attempts = %s "
+                "AND status IN ('pending', 'failed') AND EXISTS (SELECT 1 FROM "
+                f"{d.endpoints_table} e WHERE e.endpoint_id = %s AND e.enabled = 1)"),
+                (d.to_db_time(until), claim.endpoint_id, claim.message_id, self.name,
+                 claim.attempts, claim.endpoint_id))
+            return int(cursor.rowcount) == 1
 
     def run(self, stop: threading.Event, poll_interval: float = 0.5) -> None:
         while not stop.is_set():
