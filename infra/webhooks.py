@@ -40,6 +40,7 @@ from infra.bootstrap import Container
 from infra.seal import Seal, format_time
 from infra.service import AppendService
 from infra.store import Cursor, Dialect
+from projections.outbox import first_seq_after
 
 log = structlog.get_logger("chipledger.webhooks")
 
@@ -239,10 +240,11 @@ class Webhooks:
         if status:
             statement += " AND status = %s"
             params.append(status)
-        if after:
-            statement += " AND message_id > %s"
-            params.append(after)
-        rows = self._select(statement + " ORDER BY message_id LIMIT %s", (*params, limit))
+        if after:  # a message id: page on in message order (seq), not in text order
+            statement += (f" AND seq > (SELECT seq FROM {d.deliveries_table} "
+                          "WHERE endpoint_id = %s AND message_id = %s)")
+            params += [endpoint_id, after]
+        rows = self._select(statement + " ORDER BY seq LIMIT %s", (*params, limit))
         result = []
         for row in rows:
             attempts = self._select(
@@ -312,6 +314,7 @@ class Dispatcher:
         self.dialect = container.store.dialect
         self.postgres = container.settings.backend == "postgres"
         self.timeout = timeout
+        self.claim_seconds = CLAIM_SECONDS  # longer than the default 15 s request timeout
         self.backoff_scale = backoff_scale
         self.name = f"dispatcher-{uuid.uuid4().hex[:8]}"
         self.client = httpx.Client(timeout=timeout, follow_redirects=False)
@@ -344,7 +347,7 @@ class Dispatcher:
                      now)
                     for m in messages for e in endpoints
                     if m["event_type"] in json.loads(e["event_types"])
-                    and m["seq"] > int(e["from_position"]) * 100_000 + 99_999]
+                    and m["seq"] >= first_seq_after(int(e["from_position"]))]
             if rows:
                 cursor.executemany(self._sql(
                     f"INSERT INTO {d.deliveries_table} (endpoint_id, message_id, seq, "
@@ -381,7 +384,7 @@ class Dispatcher:
                 f"ORDER BY d.seq LIMIT %s{lock}"),
                 (d.to_db_time(now), d.to_db_time(now), limit))
             rows = list(cursor.fetchall())
-            until = d.to_db_time(now + timedelta(seconds=CLAIM_SECONDS))
+            until = d.to_db_time(now + timedelta(seconds=self.claim_seconds))
             for row in rows:
                 cursor.execute(self._sql(
                     f"UPDATE {d.deliveries_table} SET claimed_until = %s, claimed_by = %s "
@@ -472,7 +475,7 @@ class Dispatcher:
         slow receiver can make a later one's claim lapse and another dispatcher take it
         (a concurrent duplicate, out of order), or a 410 can disable the endpoint."""
         d = self.dialect
-        until = datetime.now(UTC) + timedelta(seconds=CLAIM_SECONDS)
+        until = datetime.now(UTC) + timedelta(seconds=self.claim_seconds)
         with self.dialect.transaction(commit=True) as cursor:
             cursor.execute(self._sql(
                 f"UPDATE {d.deliveries_table} SET claimed_until = %s WHERE endpoint_id = %s "

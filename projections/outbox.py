@@ -20,6 +20,14 @@ LEDGER_APPENDED = "ledger.appended"
 EVENT_TYPES = (POSTURE_CHANGED, RESIDENCY_CHANGED, LEDGER_APPENDED)
 LEDGER_ORDERING_KEY = "~ledger"  # ledger.appended messages keep their own order
 MAX_EVENTS_LISTED = 100
+# A message's seq is position * SEQ_PER_POSITION + its number within the commit: a total order
+# that fan-out can track. No commit announces anywhere near this many messages.
+SEQ_PER_POSITION = 10_000_000
+
+
+def first_seq_after(position: int) -> int:
+    """The smallest seq a message of a later commit can have."""
+    return (position + 1) * SEQ_PER_POSITION
 
 
 @dataclass(frozen=True)
@@ -91,8 +99,10 @@ def announce(
 
     def add(event_type: str, key: str, payload: dict[str, Any]) -> None:
         n = len(messages) + 1
+        if n >= SEQ_PER_POSITION:
+            raise OverflowError(f"commit {position} announces {n} messages")
         messages.append(Message(f"msg_{position}_{n}", event_type, key, position,
-                                position * 100_000 + n, payload))
+                                position * SEQ_PER_POSITION + n, payload))
 
     for firm in sorted(findings_before.keys() | findings_after.keys() | pieces_changed.keys()):
         before, after = findings_before.get(firm, set()), findings_after.get(firm, set())
