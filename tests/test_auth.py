@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from infra.settings import Settings
 from tests.data import ALIBABA
 
 PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
-CLI = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "chipledger"
+CLI = Path(sys.executable).parent / "chipledger"  # the one installed beside this Python
 KEY_SHAPE = re.compile(r"clk_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
 PATH_PARAM = re.compile(r"\{([^}:]+)(?::[^}]+)?\}")
 SAMPLE_ID = "x1"

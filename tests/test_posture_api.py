@@ -8,6 +8,7 @@ Each test records a small world as a writer, then reads it as a reader with
 
 import os
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +23,7 @@ from tests.data import ALIBABA, ALIBABA_SG, DC_JOHOR, H20, H20_RULE, H100, LICEN
 Headers = dict[str, str]
 Row = tuple[str, str, str, str, str | None]  # subject_id, regulation_id, status, from, to
 
-CHIPLEDGER = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "chipledger"
+CHIPLEDGER = Path(sys.executable).parent / "chipledger"  # installed beside this Python
 H20_REG = H20_RULE["id"]
 H20_CITATION = H20_RULE["citation"]
 
