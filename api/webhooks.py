@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.appends import read_body
 from api.auth import Admin
-from api.problems import Problem, invalid, pydantic_errors
+from api.problems import invalid, pydantic_errors
 from api.reads import resolve_times
 from infra.seal import format_time
 from infra.webhooks import Endpoint, Webhooks
@@ -62,6 +62,12 @@ async def list_endpoints(request: Request, _: Admin) -> dict[str, Any]:
     return {"endpoints": [endpoint_json(e) for e in endpoints]}
 
 
+async def read_endpoint(request: Request, endpoint_id: str, _: Admin) -> dict[str, Any]:
+    """One endpoint (never its secret)."""
+    endpoint = await run_in_threadpool(_hooks(request).get, endpoint_id)
+    return endpoint_json(endpoint)
+
+
 async def disable_endpoint(request: Request, endpoint_id: str, _: Admin) -> dict[str, Any]:
     """Stop delivering to the endpoint (recorded in the log)."""
     endpoint = await run_in_threadpool(_hooks(request).disable, endpoint_id,
@@ -108,6 +114,8 @@ def install(app: FastAPI) -> None:
                          name="create_webhook_endpoint")
     router.add_api_route("/endpoints", list_endpoints, methods=["GET"],
                          name="list_webhook_endpoints")
+    router.add_api_route("/endpoints/{endpoint_id}", read_endpoint, methods=["GET"],
+                         name="read_webhook_endpoint")
     router.add_api_route("/endpoints/{endpoint_id}", disable_endpoint, methods=["DELETE"],
                          name="disable_webhook_endpoint")
     router.add_api_route("/endpoints/{endpoint_id}/secret-rotation", rotate_secret,
@@ -118,5 +126,3 @@ def install(app: FastAPI) -> None:
                          name="recover_webhook_deliveries")
     app.include_router(router)
 
-
-__all__ = ["Problem", "install"]
