@@ -455,9 +455,11 @@ class Dispatcher:
                 f"UPDATE {d.deliveries_table} SET status = %s, attempts = %s, "
                 "next_attempt_at = %s, claimed_until = NULL, claimed_by = NULL, "
                 "last_status_code = %s, last_error = %s, updated_at = %s "
-                "WHERE endpoint_id = %s AND message_id = %s"),
+                # Only while the claim is still ours: a dispatcher that took a lapsed claim
+                # over (or a recovery) now owns the outcome; ours stays in the history.
+                "WHERE endpoint_id = %s AND message_id = %s AND claimed_by = %s"),
                 (status, attempt, d.to_db_time(next_at) if next_at else None, status_code,
-                 error, d.to_db_time(now), claim.endpoint_id, claim.message_id))
+                 error, d.to_db_time(now), claim.endpoint_id, claim.message_id, self.name))
         return status
 
     def step(self) -> int:
