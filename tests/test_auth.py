@@ -299,9 +299,10 @@ def _start_logged(settings: Settings) -> tuple[Container, list[dict[str, Any]]]:
 
 
 class TestAuthDisabled:
-    def test_every_route_is_admitted_and_the_start_warns(self, database_url):
+    def test_every_route_is_admitted_and_the_start_warns(self, database_url, tmp_path):
         container = bootstrap(Settings(database_url=database_url, auth="disabled",
-                                       log_format="console"))
+                                       log_format="console",
+                                       signing_key_file=str(tmp_path / "key.pem")))
         try:
             with capture_logs() as logs, TestClient(create_app(container=container)) as client:
                 guarded, _ = endpoints(client.app)
@@ -322,9 +323,10 @@ class TestAuthDisabled:
         assert all(e["log_level"] == "warning" for e in warnings)
         assert "disabled" in warnings[0]["detail"].lower()
 
-    def test_with_auth_enabled_the_start_does_not_warn(self, database_url):
+    def test_with_auth_enabled_the_start_does_not_warn(self, database_url, tmp_path):
         container, logs = _start_logged(Settings(database_url=database_url, auth="enabled",
-                                                 log_format="console"))
+                                                 log_format="console",
+                                                 signing_key_file=str(tmp_path / "key.pem")))
         container.close()
         assert "api_started" in [e.get("event") for e in logs]
         assert "auth_disabled" not in [e.get("event") for e in logs]

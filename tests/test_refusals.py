@@ -140,8 +140,10 @@ def refuse(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
            ) -> Iterator[Refusals]:
     """One world per backend for the whole module, for tests that only send refusals: each
     refusal proves the head did not move, so they cannot disturb one another."""
-    with _module_database(request.param, tmp_path_factory.mktemp("refusals")) as url:
-        container = bootstrap(Settings(database_url=url, auth="enabled", log_format="console"))
+    folder = tmp_path_factory.mktemp("refusals")
+    with _module_database(request.param, folder) as url:
+        container = bootstrap(Settings(database_url=url, auth="enabled", log_format="console",
+                                       signing_key_file=str(folder / "key.pem")))
         try:
             writer = {"Authorization": "Bearer " + KeyRing(container.store).create(Role.WRITER)[1]}
             with TestClient(create_app(container=container)) as client:
