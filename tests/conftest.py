@@ -5,13 +5,16 @@ Without it they skip, saying why; with CHIPLEDGER_REQUIRE_POSTGRES=1 (as in CI) 
 Each PostgreSQL test gets a schema of its own, dropped afterwards.
 """
 
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
+import structlog
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -33,11 +36,12 @@ def _admin_url() -> str:
     return POSTGRES_URL.split("?")[0]
 
 
-@pytest.fixture
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    backend = getattr(request, "param", "sqlite")
+@contextmanager
+def database_for(backend: str, directory: Path) -> Iterator[str]:
+    """A fresh database of `backend`: a SQLite file in `directory`, or a PostgreSQL schema
+    dropped afterwards."""
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        yield f"sqlite:///{directory / 'ledger.db'}"
         return
     if not POSTGRES_URL:
         reason = "PostgreSQL tests need CHIPLEDGER_TEST_POSTGRES_URL"
@@ -52,6 +56,29 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     finally:
         with psycopg.connect(_admin_url(), autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with database_for(getattr(request, "param", "sqlite"), tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """configure_logging changes process-wide state: put it back afterwards."""
+    saved_config = structlog.get_config()
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    access = logging.getLogger("uvicorn.access")
+    saved_disabled = access.disabled
+    try:
+        yield
+    finally:
+        structlog.configure(**saved_config)
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        access.disabled = saved_disabled
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from fastapi import FastAPI, routing
 from fastapi.testclient import TestClient
 from httpx import Response
@@ -333,23 +332,6 @@ class TestAuthDisabled:
 
 
 # Keys in logs ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """configure_logging changes process-wide state: put it back afterwards."""
-    saved_config = structlog.get_config()
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    access = logging.getLogger("uvicorn.access")
-    saved_disabled = access.disabled
-    try:
-        yield
-    finally:
-        structlog.configure(**saved_config)
-        root.handlers[:] = saved_handlers
-        root.setLevel(saved_level)
-        access.disabled = saved_disabled
 
 
 def _requests_carrying(client: TestClient, keys: dict[Role, str], *, misplaced: bool) -> None:

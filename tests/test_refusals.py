@@ -7,14 +7,10 @@ fails if the head moved. Tests that only send refusals share one recorded world 
 """
 
 import json
-import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
@@ -24,7 +20,7 @@ from api.appends import ACTIONS
 from infra.bootstrap import bootstrap
 from infra.keys import KeyRing, Role
 from infra.settings import Settings
-from tests.conftest import BACKENDS, POSTGRES_URL, REQUIRE_POSTGRES, postgres_schema_url
+from tests.conftest import BACKENDS, database_for
 from tests.data import (
     ACTIVITY,
     ALIBABA,
@@ -141,7 +137,7 @@ def refuse(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     """One world per backend for the whole module, for tests that only send refusals: each
     refusal proves the head did not move, so they cannot disturb one another."""
     folder = tmp_path_factory.mktemp("refusals")
-    with _module_database(request.param, folder) as url:
+    with database_for(request.param, folder) as url:
         container = bootstrap(Settings(database_url=url, auth="enabled", log_format="console",
                                        signing_key_file=str(folder / "key.pem")))
         try:
@@ -151,28 +147,6 @@ def refuse(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
                 yield Refusals(client, writer)
         finally:
             container.close()
-
-
-@contextmanager
-def _module_database(backend: str, directory: Path) -> Iterator[str]:
-    """A database of `backend`, as conftest's `database_url` makes one, but for a module."""
-    if backend == "sqlite":
-        yield f"sqlite:///{directory / 'ledger.db'}"
-        return
-    if not POSTGRES_URL:
-        reason = "PostgreSQL tests need CHIPLEDGER_TEST_POSTGRES_URL"
-        if REQUIRE_POSTGRES:
-            pytest.fail(reason + " (CHIPLEDGER_REQUIRE_POSTGRES=1)")
-        pytest.skip(reason)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin_url = POSTGRES_URL.split("?")[0]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield postgres_schema_url(schema)
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def without(body: dict[str, Any], *names: str) -> dict[str, Any]:

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from fastapi.testclient import TestClient
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -399,23 +398,6 @@ def dispatcher(hook_container: Container) -> Iterator[Dispatcher]:
 @pytest.fixture
 def pump(hook_container: Container, dispatcher: Dispatcher) -> Pump:
     return Pump(hook_container, dispatcher)
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """configure_logging changes process-wide state: put it back afterwards."""
-    saved_config = structlog.get_config()
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    access = logging.getLogger("uvicorn.access")
-    saved_disabled = access.disabled
-    try:
-        yield
-    finally:
-        structlog.configure(**saved_config)
-        root.handlers[:] = saved_handlers
-        root.setLevel(saved_level)
-        access.disabled = saved_disabled
 
 
 # 1. Endpoint management --------------------------------------------------------------------------
