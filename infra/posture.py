@@ -146,14 +146,6 @@ class PostureService:
 
     def _commit_events(self, position: int, recorded_at: datetime) -> list[dict[str, Any]]:
         """The events of the commit that ends at `position` (they share its recorded_at)."""
-        events = []
-        candidate = position
-        while candidate > 0:
-            entries = self.store.entries(after=candidate - 1, limit=1)
-            if not entries or entries[0].recorded_at != recorded_at:
-                break
-            e = entries[0]
-            events.append({"position": e.position, "kind": e.kind, "record_id": e.record_id,
-                           "type": e.type})
-            candidate -= 1
-        return sorted(events, key=lambda e: e["position"])
+        return [{"position": e.position, "kind": e.kind, "record_id": e.record_id,
+                 "type": e.type}
+                for e in self.store.entries_recorded_at(recorded_at, upto=position)]

@@ -273,6 +273,16 @@ class LogStore:
         )
         return [self._entry(r) for r in rows]
 
+    def entries_recorded_at(self, moment: datetime, *, upto: int) -> list[LogEntry]:
+        """The events sealed at exactly `moment` (one commit, or commits sharing a clock
+        tick), up to a position: one indexed query."""
+        rows = self._rows(
+            self._select_entries + "WHERE s.recorded_at = %s AND s.position <= %s "
+            "ORDER BY s.position",
+            (self.dialect.to_db_time(moment), upto),
+        )
+        return [self._entry(r) for r in rows]
+
     def iter_entries(self, *, after: int = 0, batch: int = 5000) -> Iterator[LogEntry]:
         while True:
             page = self.entries(after=after, limit=batch)
