@@ -45,6 +45,7 @@ class _Ready:
     request: _Request
     status: int
     build: AnswerBuilder
+    writes: bool = True  # False: it only repeats a record this group is about to write
 
 
 class GroupCommitter:
@@ -114,7 +115,7 @@ class GroupCommitter:
             return
         seals: list[Seal] = []
         claims = [IdempotencyClaim(r.request.key, r.request.fingerprint, r.status, r.build)
-                  for r in ready if r.request.key is not None]
+                  for r in ready if r.request.key is not None and r.writes]
         try:
             self.service.ledger.commit(shared, seals=seals, idempotency=claims)
         except IntegrityError:
@@ -147,8 +148,12 @@ class GroupCommitter:
             request.resolve(error=error)
             return None
         if not trial.appended:
-            request.resolve(Answer(status, build([])))
-            return None
+            if all(o.appended or (o.originator_id, o.version) in build.known
+                   for o in trial.outcomes):
+                request.resolve(Answer(status, build([])))
+                return None
+            # It repeats a create staged earlier in this group: answer after the commit.
+            return _Ready(request, status, build, writes=False)
         shared.records.update(trial.records)
         return _Ready(request, status, build)
 

@@ -81,3 +81,17 @@ class TestGroupCommit:
                 range(8)))
         assert {a.body["position"] for a in answers} == {1}
         assert container.store.head().position == 1
+
+    def test_a_create_repeated_within_one_group_is_answered_after_the_commit(self, container):
+        # Two identical creates land in the same group: the second repeats the first's record,
+        # which is only staged; it is answered with the first's position once committed.
+        from infra.group_commit import _Request
+
+        group = GroupCommitter(AppendService(container))
+        first, second = _Request(firm(9), False, None, ""), _Request(firm(9), False, None, "")
+        group._commit([first, second])
+        assert first.answer is not None
+        assert second.answer is not None
+        assert (first.answer.status, second.answer.status) == (201, 200)
+        assert first.answer.body["position"] == second.answer.body["position"] == 1
+        assert container.store.head().position == 1
