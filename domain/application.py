@@ -9,14 +9,16 @@ the seal and the idempotency record in the same transaction as the events.
 import copy
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import Recording
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
+from eventsourcing.persistence import Recording, StoredEvent
 
 from domain.aggregates import AGGREGATES, Record
 from domain.bodies import Body
+from domain.drafts import DraftRecord, stored_events
 from domain.errors import (
     FieldProblem,
     InvalidRecordError,
@@ -38,6 +40,11 @@ class Append:
     record_id: str | None = None  # None for a create: the id is in the body
     expected_version: int | None = None  # If-Match
 
+    @cached_property
+    def data(self) -> dict[str, Any]:
+        """The event data of the body, dumped once (prefetch and staging both read it)."""
+        return self.body.data()
+
     @property
     def target_id(self) -> str:
         return self.record_id if self.record_id is not None else str(vars(self.body)["id"])
@@ -55,26 +62,29 @@ class Outcome:
 
 @dataclass
 class Staged:
-    records: dict[UUID, Record] = field(default_factory=dict)
+    records: dict[UUID, "Record | DraftRecord"] = field(default_factory=dict)
     outcomes: list[Outcome] = field(default_factory=list)
     absent: set[UUID] = field(default_factory=set)  # known not to be in the log
     present: set[UUID] = field(default_factory=set)  # known to be in the log
     base: "Staged | None" = None  # earlier requests of the same group commit
+    drafts: bool = False  # stage DraftRecords (bulk ingest) rather than aggregates
 
     @property
     def appended(self) -> bool:
         return any(o.appended for o in self.outcomes)
 
     @property
-    def pending(self) -> list[Record]:
+    def pending(self) -> list["Record | DraftRecord"]:
         return [r for r in self.records.values() if r.pending_events]
 
 
 class Ledger(Application[UUID]):
     name = "Ledger"
     # Set by the composition root: given aggregate ids, answers those in the log, in one
-    # query, so a batch need not ask about its records one by one.
+    # query, so a batch need not ask about its records one by one; and the stored events of
+    # many aggregates in one query, so a batch need not load its records one by one.
     existing: Callable[[set[UUID]], set[UUID]] | None = None
+    events_of: Callable[[set[UUID]], dict[UUID, list[StoredEvent]]] | None = None
 
     def get_record(self, kind: str, record_id: str) -> Record:
         try:
@@ -86,14 +96,18 @@ class Ledger(Application[UUID]):
     def has_record(self, kind: str, record_id: str) -> bool:
         return bool(self.recorder.select_events(record_uuid(kind, record_id), limit=1))
 
-    def stage(self, appends: Iterable[Append], *, base: Staged | None = None) -> Staged:
+    def stage(self, appends: Iterable[Append], *, base: Staged | None = None,
+              drafts: bool = False) -> Staged:
         """Apply the appends to their records in memory, checking each against what came before
         it (in the log or earlier in the same batch). Raises a LedgerError on the first refusal,
         naming the batch line when there is more than one append.
 
         With `base` (a group commit), records already staged there are read from it, copied:
-        a refused request leaves the others' staged records as they were."""
-        staged = Staged(base=base)
+        a refused request leaves the others' staged records as they were.
+
+        With `drafts`, records are staged as DraftRecords: the same checks, without the
+        aggregate machinery, for batches ingested in bulk."""
+        staged = Staged(base=base, drafts=drafts)
         appends = list(appends)
         if base is None:
             self.prefetch(staged, appends)
@@ -117,29 +131,54 @@ class Ledger(Application[UUID]):
         wanted = set()
         for append in appends:
             wanted.add(record_uuid(append.kind, append.target_id))
-            data = append.body.data()
+            data = append.data
             for name, kind in ALL_KINDS[append.kind].references.items():
                 wanted |= {record_uuid(kind, ref) for _, ref in _each(data.get(name))}
         staged.present = self.existing(wanted)
         staged.absent = wanted - staged.present
+        targets = {record_uuid(a.kind, a.target_id) for a in appends} & staged.present
+        targets -= staged.records.keys()
+        if staged.drafts and self.events_of is not None and targets:
+            kinds = {record_uuid(a.kind, a.target_id): (a.kind, a.target_id) for a in appends}
+            for originator_id, stored in self.events_of(targets).items():
+                staged.records[originator_id] = self._from_stored(
+                    staged, *kinds[originator_id], stored)
 
     def commit(self, staged: Staged, **save_kwargs: Any) -> list[Recording[UUID]]:
+        """Store the staged events in one transaction. Drafts go straight to the recorder in
+        the form the mapper would give them (their notifications are read from the log, as
+        every reader here does, not from the returned recordings)."""
         pending = staged.pending
         if not pending:
             return []
-        return self.save(*pending, **save_kwargs)
+        if not staged.drafts:
+            return self.save(*pending, **save_kwargs)
+        drafts = [r for r in pending if isinstance(r, DraftRecord)]
+        self.recorder.insert_events(stored_events(drafts), **save_kwargs)
+        for draft in drafts:
+            draft.pending_events.clear()
+        return []
+
+    def _from_stored(self, staged: Staged, kind: str, record_id: str,
+                     stored: list[StoredEvent]) -> "Record | DraftRecord":
+        if staged.drafts:
+            return DraftRecord.load(kind, record_id, stored)
+        record: Record | None = project_aggregate(None, map(self.mapper.to_domain_event, stored))
+        assert record is not None
+        return record
 
     def _stage_one(self, staged: Staged, append: Append) -> Outcome:
         spec = ALL_KINDS[append.kind]
         record_id = append.target_id
         originator_id = record_uuid(append.kind, record_id)
         record = self._load(staged, append.kind, record_id)
-        data = append.body.data()
+        data = append.data
         if append.role is Role.CREATE:
             if record is not None:
                 return self._repeat_create(record, data)
             self._check_references(staged, spec.references, data)
-            record = AGGREGATES[append.kind].open(record_id, data)
+            record = DraftRecord.open(append.kind, record_id, data) if staged.drafts \
+                else AGGREGATES[append.kind].open(record_id, data)
             staged.records[originator_id] = record
             return Outcome(append.kind, record_id, originator_id, record.version, True, True)
         if record is None:
@@ -153,7 +192,7 @@ class Ledger(Application[UUID]):
         record.record(append.role, data)
         return Outcome(append.kind, record_id, originator_id, record.version, False, True)
 
-    def _load(self, staged: Staged, kind: str, record_id: str) -> Record | None:
+    def _load(self, staged: Staged, kind: str, record_id: str) -> "Record | DraftRecord | None":
         originator_id = record_uuid(kind, record_id)
         if originator_id not in staged.records and staged.base is not None \
                 and originator_id in staged.base.records:
@@ -161,6 +200,12 @@ class Ledger(Application[UUID]):
         if originator_id not in staged.records:
             if originator_id in staged.absent:
                 return None
+            if staged.drafts:
+                stored = self.recorder.select_events(originator_id)
+                if not stored:
+                    return None
+                staged.records[originator_id] = DraftRecord.load(kind, record_id, stored)
+                return staged.records[originator_id]
             try:
                 staged.records[originator_id] = self.get_record(kind, record_id)
             except RecordNotFoundError:
@@ -168,7 +213,7 @@ class Ledger(Application[UUID]):
         return staged.records[originator_id]
 
     @staticmethod
-    def _repeat_create(record: Record, data: dict[str, Any]) -> Outcome:
+    def _repeat_create(record: "Record | DraftRecord", data: dict[str, Any]) -> Outcome:
         if record.state.created != data:
             raise RecordConflictError(record.state.kind, record.record_id)
         return Outcome(record.state.kind, record.record_id, record.id, 1, True, False)
@@ -222,7 +267,7 @@ def _each(value: Any) -> Sequence[tuple[int | None, str]]:
     return [(None, value)]
 
 
-def _parents_ever(firm: Record) -> list[str]:
+def _parents_ever(firm: "Record | DraftRecord") -> list[str]:
     state = firm.state
     candidates = [state.original.get("parent_firm_id")]
     candidates += [c.fields.get("parent_firm_id") for c in state.changes]

@@ -1,6 +1,7 @@
 """Client-chosen record ids and the aggregate UUIDs derived from them."""
 
 import re
+from functools import lru_cache
 from uuid import UUID, uuid5
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -14,6 +15,9 @@ def is_record_id(value: str) -> bool:
     return bool(_ID_RE.match(value))
 
 
+# uuid5 costs a SHA-1 and a UUID construction; a batch names the same records many times
+# (targets, references, existence checks), so recent ids are remembered.
+@lru_cache(maxsize=65_536)
 def record_uuid(kind: str, record_id: str) -> UUID:
     """The aggregate id of a record: uuid5 of `kind:id`, so creates are naturally idempotent."""
     return uuid5(LEDGER_NAMESPACE, f"{kind}:{record_id}")

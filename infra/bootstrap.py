@@ -73,4 +73,5 @@ def bootstrap(settings: Settings | None = None) -> Container:
                            f"{settings.backend}: refusing to run unsealed")
     store = LogStore(recorder.dialect)
     ledger.existing = store.existing
+    ledger.events_of = store.events_of
     return Container(settings, ledger, store)

@@ -69,8 +69,9 @@ class GroupCommitter:
 
     def submit(self, appends: Sequence[Append], *, batch: bool = False,
                idempotency_key: str | None = None, fingerprint: str = "") -> Answer:
-        """Append through the shared writer; blocks until this request's commit."""
-        if self.thread is None:
+        """Append through the shared writer; blocks until this request's commit. A batch is
+        already one transaction of many events: it is committed on its own, in bulk."""
+        if self.thread is None or batch:
             return self.service.append(appends, batch=batch, idempotency_key=idempotency_key,
                                        fingerprint=fingerprint)
         request = _Request(appends, batch, idempotency_key, fingerprint)

@@ -13,6 +13,7 @@ from datetime import date, datetime
 import structlog
 
 from domain.application import Append, Ledger
+from domain.drafts import DraftRecord
 from domain.evaluator import (
     Finding,
     Posture,
@@ -116,16 +117,17 @@ class ReplayService:
     def _imagine(self, world: World, hypothetical: Sequence[Append]) -> int:
         """Stage the appends as real ones would be (same validation), then fold their events
         into the world after the log. Nothing is saved."""
-        staged = self.ledger.stage(hypothetical)
+        staged = self.ledger.stage(hypothetical, drafts=True)
         head = self.store.head()
         position = head.position if head else 0
         count = 0
         for record in staged.pending:
-            for event in record.collect_events():
+            assert isinstance(record, DraftRecord)
+            for event in record.pending_events:
                 position += 1
                 count += 1
                 world.apply(record.state.kind, record.record_id,
-                            LoggedEvent(type(event).__name__, event.data, position))  # type: ignore[attr-defined]
+                            LoggedEvent(event.type, event.data, position))
         return count
 
     def _compare(self, result: Replay, firms: Iterable[str]) -> None:

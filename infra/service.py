@@ -61,13 +61,15 @@ class AppendService:
         fingerprint: str = "",
         side_write: Callable[[Any, list[Seal]], None] | None = None,
     ) -> Answer:
-        """Stage and commit; `side_write(cursor, seals)` runs in the events' transaction."""
+        """Stage and commit; `side_write(cursor, seals)` runs in the events' transaction.
+
+        A batch is staged as drafts (the bulk path: same checks, no aggregate machinery)."""
         for _ in range(MAX_ATTEMPTS):
             if idempotency_key is not None:
                 earlier = self.earlier_answer(idempotency_key, fingerprint)
                 if earlier is not None:
                     return earlier
-            staged = self.ledger.stage(appends)
+            staged = self.ledger.stage(appends, drafts=batch)
             status, build = self.prepare(staged, batch)
             if not staged.appended:
                 return Answer(status, build([]))
@@ -129,7 +131,8 @@ class AnswerBuilder:
         """The request's answer from the seals of its commit (which may hold other requests'
         events too, in a group commit)."""
         by_event = {**self.known, **{(s.originator_id, s.originator_version): s for s in seals}}
-        results = [self._result(o, by_event) for o in self.outcomes]
+        times: dict[datetime, str] = {}  # a commit's events share one time: format it once
+        results = [self._result(o, by_event, times) for o in self.outcomes]
         if not self.batch:
             return results[-1]
         positions = sorted({by_event[(o.originator_id, o.version)].position
@@ -145,14 +148,17 @@ class AnswerBuilder:
         return tuple(o.kind for o in self.outcomes if o.appended)
 
     @staticmethod
-    def _result(outcome: Outcome, by_event: dict[tuple[Any, int], Seal]) -> dict[str, Any]:
+    def _result(outcome: Outcome, by_event: dict[tuple[Any, int], Seal],
+                times: dict[datetime, str]) -> dict[str, Any]:
         seal = by_event[(outcome.originator_id, outcome.version)]
+        if seal.recorded_at not in times:
+            times[seal.recorded_at] = format_time(seal.recorded_at)
         return {
             "kind": outcome.kind,
             "id": outcome.record_id,
             "version": outcome.version,
             "position": seal.position,
-            "recorded_at": format_time(seal.recorded_at),
+            "recorded_at": times[seal.recorded_at],
         }
 
 

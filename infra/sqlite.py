@@ -9,7 +9,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 
-from infra.seal import format_time, parse_time
+from infra.seal import Seal, format_time, parse_time
 from infra.store import (
     API_KEYS,
     ATTEMPTS,
@@ -75,10 +75,21 @@ class SQLiteDialect:
     def from_db_uuid(self, value: Any) -> UUID:
         return UUID(value)
 
+    def one_of(self, column: str, values: list[Any]) -> tuple[str, tuple[Any, ...]]:
+        return f"{column} IN ({', '.join(['?'] * len(values))})", tuple(values)
+
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[Cursor]:
         with self.datastore.transaction(commit=commit) as cursor:
             yield cursor.sqlite_cursor
+
+    def insert_seals(self, cursor: Cursor, seals: list[Seal]) -> None:
+        cursor.executemany(
+            f"INSERT INTO {self.seals_table} (position, notification_id, originator_id, "
+            "originator_version, recorded_at, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(s.position, s.notification_id, s.originator_id.hex, s.originator_version,
+              format_time(s.recorded_at), s.prev_hash, s.hash) for s in seals],
+        )
 
 
 def _immutable(table: str) -> list[str]:

@@ -67,6 +67,10 @@ class Dialect(Protocol):
     def to_db_uuid(self, value: UUID) -> Any: ...
     def from_db_uuid(self, value: Any) -> UUID: ...
     def transaction(self, *, commit: bool) -> AbstractContextManager[Cursor]: ...
+    def insert_seals(self, cursor: Cursor, seals: list[Seal]) -> None: ...
+    def one_of(self, column: str, values: list[Any]) -> tuple[str, tuple[Any, ...]]:
+        """A condition that `column` is one of `values`, and its parameters."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -136,23 +140,7 @@ def seal_in_transaction(
             for nid, e in zip(notification_ids, stored_events, strict=True)
         ],
     )
-    for seal in seals:  # executemany is not pipelined by psycopg; a loop is
-        cursor.execute(
-            dialect.sql(
-                f"INSERT INTO {dialect.seals_table} (position, notification_id, originator_id, "
-                "originator_version, recorded_at, prev_hash, hash) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s)"
-            ),
-            (
-                seal.position,
-                seal.notification_id,
-                dialect.to_db_uuid(seal.originator_id),
-                seal.originator_version,
-                dialect.to_db_time(seal.recorded_at),
-                seal.prev_hash,
-                seal.hash,
-            ),
-        )
+    dialect.insert_seals(cursor, seals)
     claims = kwargs.get("idempotency")
     for claim in claims if isinstance(claims, list) else [claims] if claims else []:
         cursor.execute(
@@ -254,14 +242,32 @@ class LogStore:
         found: set[UUID] = set()
         ids = list(originator_ids)
         for start in range(0, len(ids), 1000):
-            chunk = ids[start:start + 1000]
-            marks = ", ".join(["%s"] * len(chunk))
+            condition, params = self.dialect.one_of(
+                "originator_id", [self.dialect.to_db_uuid(i) for i in ids[start:start + 1000]])
             rows = self._rows(
                 f"SELECT DISTINCT originator_id FROM {self.dialect.seals_table} "
-                f"WHERE originator_id IN ({marks})",
-                tuple(self.dialect.to_db_uuid(i) for i in chunk),
-            )
+                f"WHERE {condition}", params)
             found |= {self.dialect.from_db_uuid(r["originator_id"]) for r in rows}
+        return found
+
+    def events_of(self, originator_ids: set[UUID]) -> dict[UUID, list[StoredEvent]]:
+        """The stored events of these aggregates, in version order (one query per thousand
+        ids), for loading a batch's records at once."""
+        found: dict[UUID, list[StoredEvent]] = {}
+        ids = list(originator_ids)
+        d = self.dialect
+        for start in range(0, len(ids), 1000):
+            condition, params = d.one_of(
+                "s.originator_id", [d.to_db_uuid(i) for i in ids[start:start + 1000]])
+            rows = self._rows(
+                f"SELECT s.originator_id, s.originator_version, e.topic, e.state "
+                f"FROM {d.seals_table} s JOIN {d.events_table} e "
+                f"ON e.{d.events_id} = s.notification_id WHERE {condition} "
+                "ORDER BY s.originator_id, s.originator_version", params)
+            for row in rows:
+                originator_id = d.from_db_uuid(row["originator_id"])
+                found.setdefault(originator_id, []).append(StoredEvent(
+                    originator_id, row["originator_version"], row["topic"], bytes(row["state"])))
         return found
 
     def entries_of_topics(self, topics: list[str], *, upto: int) -> list[LogEntry]:
