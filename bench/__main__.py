@@ -20,6 +20,7 @@ from typing import Any
 
 from api.appends import parse_batch_line
 from bench.appends import main as appends_main
+from bench.rebuild import child_library_projection, child_rebuild
 from bench.synthetic import ledger
 from infra.bootstrap import bootstrap
 from infra.service import AppendService
@@ -96,12 +97,13 @@ def child_library_scan(url: str) -> None:
     print(json.dumps({"events": count, "seconds": time.perf_counter() - started}))
 
 
-def _child(command: str, url: str) -> tuple[dict[str, Any], float]:
+def _child(command: str, url: str, *extra: str) -> tuple[dict[str, Any], float]:
+    """Run `python -m bench <command>` in a child; its JSON answer and the peak RSS so far of
+    any child (ru_maxrss of children is the largest child so far: run the big one last)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    output = subprocess.run([sys.executable, "-m", "bench", command, "--database-url", url],
-                            capture_output=True, text=True, check=True).stdout
+    output = subprocess.run([sys.executable, "-m", "bench", command, "--database-url", url,
+                             *extra], capture_output=True, text=True, check=True).stdout
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the largest child so far: run the big one last.
     return json.loads(output.strip().splitlines()[-1]), max(peak_kib, before) / 1024
 
 
@@ -123,11 +125,27 @@ def replay(url: str) -> None:
           "target)")
 
 
+def rebuild(url: str, baseline_events: int) -> None:
+    library, _ = _child("_library_projection", url, "--events", str(baseline_events))
+    ours, ours_mib = _child("_rebuild", url)
+    library_rate = library["events"] / library["seconds"]
+    rate = ours["events"] / ours["seconds"]
+    print(f"baseline, library per-event projection: {library_rate:>9,.0f} events/s  "
+          f"({library['events']:,} events)")
+    print(f"rebuild of the findings read model:      {rate:>9,.0f} events/s  "
+          f"ratio {rate / library_rate:.1f}  ({ours['events']:,} events, "
+          f"{ours['seconds']:.1f} s)")
+    verdict = "within" if ours_mib < 1024 else "OVER"
+    print(f"rebuild peak RSS:                        {ours_mib:>9,.0f} MiB ({verdict} the "
+          "1 GiB target)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["build", "replay", "appends", "_replay",
-                                            "_library_scan"])
+    parser.add_argument("command", choices=["build", "replay", "appends", "rebuild",
+                                            "_replay", "_library_scan", "_rebuild",
+                                            "_library_projection"])
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--database-url", default="sqlite:///bench.db")
@@ -136,6 +154,9 @@ def main() -> None:
     {"build": lambda: build(args.database_url, args.events),
      "replay": lambda: replay(args.database_url),
      "appends": lambda: appends_main(args.database_url, args.clients, args.seconds),
+     "rebuild": lambda: rebuild(args.database_url, min(args.events, 20_000)),
+     "_rebuild": lambda: child_rebuild(args.database_url),
+     "_library_projection": lambda: child_library_projection(args.database_url, args.events),
      "_replay": lambda: child_replay(args.database_url),
      "_library_scan": lambda: child_library_scan(args.database_url)}[args.command]()
 
