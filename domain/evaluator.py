@@ -213,6 +213,44 @@ def rules_for(world: World, subject_kind: str) -> list[tuple[RecordState, list[R
     return rules
 
 
+class _Scratch:
+    """What judging one subject under every regulation would otherwise compute again for
+    each regulation: the subject's cut dates, and records' facts, spans and firm chains on
+    each cut day. Lives for one `findings_for` call, so it never outlives the world's state."""
+
+    __slots__ = ("chains", "cuts", "facts", "firms", "holds", "world")
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.cuts: set[date] | None = None
+        self.facts: dict[tuple[int, date], dict[str, Any]] = {}
+        self.holds: dict[tuple[int, date], bool] = {}
+        self.chains: dict[tuple[str, date], list[tuple[str, str]]] = {}
+        self.firms: dict[str, list[RecordState]] = {}
+
+    def facts_on(self, state: RecordState, day: date) -> dict[str, Any]:
+        key = (id(state), day)
+        if key not in self.facts:
+            self.facts[key] = state.facts_on(day)
+        return self.facts[key]
+
+    def holds_on(self, state: RecordState, day: date) -> bool:
+        key = (id(state), day)
+        if key not in self.holds:
+            self.holds[key] = state.holds_on(day)
+        return self.holds[key]
+
+    def hq_chain(self, firm_id: str, day: date) -> list[tuple[str, str]]:
+        if (firm_id, day) not in self.chains:
+            self.chains[(firm_id, day)] = hq_chain(self.world, firm_id, day)
+        return self.chains[(firm_id, day)]
+
+    def chain_firms(self, firm_id: str) -> list[RecordState]:
+        if firm_id not in self.firms:
+            self.firms[firm_id] = _chain_firms(self.world, firm_id)
+        return self.firms[firm_id]
+
+
 def findings_for(world: World, subject: SubjectRef) -> list[Finding]:
     """Every finding of one subject under every regulation, over all valid time."""
     state = world.get(subject.kind, subject.record_id)
@@ -220,14 +258,16 @@ def findings_for(world: World, subject: SubjectRef) -> list[Finding]:
         return []
     firm_id = state.original.get(FIRM_FIELD[subject.kind]) or ""
     findings: list[Finding] = []
+    scratch = _Scratch(world)
     for regulation, pieces in rules_for(world, subject.kind):
         for piece in pieces:
-            findings += _judge_piece(world, state, firm_id, regulation, piece)
+            findings += _judge_piece(scratch, state, firm_id, regulation, piece)
     return _merge(findings)
 
 
-def _judge_piece(world: World, subject: RecordState, firm_id: str, regulation: RecordState,
-                 piece: RulePiece) -> list[Finding]:
+def _judge_piece(scratch: _Scratch, subject: RecordState, firm_id: str,
+                 regulation: RecordState, piece: RulePiece) -> list[Finding]:
+    world = scratch.world
     citation = str(regulation.original.get("citation", ""))
     reg_id = regulation.record_id
     rule = piece.rule
@@ -235,18 +275,20 @@ def _judge_piece(world: World, subject: RecordState, firm_id: str, regulation: R
         shipped_on = _d(subject.original["shipped_on"])
         if not (piece.start <= shipped_on and (piece.end is None or shipped_on < piece.end)):
             return []
-        verdict = _judge_shipment(world, subject, regulation, rule, shipped_on)
+        verdict = _judge_shipment(scratch, subject, regulation, rule, shipped_on)
         if verdict is None:
             return []
         return [_finding(subject, firm_id, reg_id, citation, shipped_on, None, verdict)]
     judge: Judge
     if isinstance(rule, RemoteComputeAccessRule):
-        cuts = _lease_cuts(world, subject, firm_id, rule)
-        judge = lambda day: _judge_lease(world, subject, regulation, rule, day)  # noqa: E731
+        if scratch.cuts is None:
+            scratch.cuts = _lease_cuts(world, subject, firm_id)
+        judge = lambda day: _judge_lease(scratch, subject, regulation, rule, day)  # noqa: E731
     else:
-        cuts = _activity_cuts(world, subject, firm_id)
-        judge = lambda day: _judge_activity(world, subject, regulation, rule, day)  # noqa: E731
-    cuts = {c for c in cuts if c > piece.start and (piece.end is None or c < piece.end)}
+        if scratch.cuts is None:
+            scratch.cuts = _activity_cuts(world, subject, firm_id)
+        judge = lambda day: _judge_activity(scratch, subject, regulation, rule, day)  # noqa: E731
+    cuts = {c for c in scratch.cuts if c > piece.start and (piece.end is None or c < piece.end)}
     cuts.add(piece.start)
     ordered = sorted(cuts)
     findings = []
@@ -284,15 +326,16 @@ def _merge(findings: list[Finding]) -> list[Finding]:
 # export_licence: a shipment, judged on its shipped_on -------------------------------------------
 
 
-def _judge_shipment(world: World, shipment: RecordState, regulation: RecordState,
+def _judge_shipment(scratch: _Scratch, shipment: RecordState, regulation: RecordState,
                     rule: ExportLicenceRule, day: date) -> Verdict | None:
-    facts = shipment.facts_on(day)
+    world = scratch.world
+    facts = scratch.facts_on(shipment, day)
     chip_id = facts["chip_model"]
     chip = world.get("chip_model", chip_id)
-    if not chip_matches(rule.chips, chip_id, chip.facts_on(day) if chip else None):
+    if not chip_matches(rule.chips, chip_id, scratch.facts_on(chip, day) if chip else None):
         return None
     consignee = facts["consignee_firm_id"]
-    chain = hq_chain(world, consignee, day)
+    chain = scratch.hq_chain(consignee, day)
     if rule.to_countries is None and rule.consignee_hq_countries is None:
         destination = True
     else:
@@ -305,7 +348,7 @@ def _judge_shipment(world: World, shipment: RecordState, regulation: RecordState
     licence, consulted = covering_licence(world, rule.licence_authority, consignee, chip_id,
                                           facts["to_country"], day)
     evidence = _positions(shipment, regulation, chip, *consulted,
-                          *_chain_firms(world, consignee))
+                          *scratch.chain_firms(consignee))
     what = (f"Shipment {shipment.record_id} of {facts['quantity']} {chip_id} to "
             f"{facts['to_country']} on {day}")
     if licence is not None:
@@ -327,8 +370,7 @@ def _span_cuts(state: RecordState) -> set[date]:
     return cuts
 
 
-def _lease_cuts(world: World, lease: RecordState, firm_id: str,
-                rule: RemoteComputeAccessRule) -> set[date]:
+def _lease_cuts(world: World, lease: RecordState, firm_id: str) -> set[date]:
     cuts = _span_cuts(lease)
     for firm in _chain_firms(world, firm_id):
         cuts |= set(firm.change_dates())
@@ -341,31 +383,32 @@ def _lease_cuts(world: World, lease: RecordState, firm_id: str,
     return cuts
 
 
-def _judge_lease(world: World, lease: RecordState, regulation: RecordState,
+def _judge_lease(scratch: _Scratch, lease: RecordState, regulation: RecordState,
                  rule: RemoteComputeAccessRule, day: date) -> Verdict | None:
-    if not lease.holds_on(day):
+    world = scratch.world
+    if not scratch.holds_on(lease, day):
         return None
-    facts = lease.facts_on(day)
+    facts = scratch.facts_on(lease, day)
     firm_id = facts["firm_id"]
-    chain = hq_chain(world, firm_id, day)
+    chain = scratch.hq_chain(firm_id, day)
     flagged = [(f, hq) for f, hq in chain if hq in rule.lessee_hq_countries]
     if not flagged:
         return None
     dc = world.get("data_centre", facts["data_centre_id"])
-    country = dc.facts_on(day)["country"] if dc else None
+    country = scratch.facts_on(dc, day)["country"] if dc else None
     if country is None or country in rule.exempt_dc_countries:
         return None
     if rule.dc_countries is not None and country not in rule.dc_countries:
         return None
     chip_id = facts["chip_model"]
     chip = world.get("chip_model", chip_id)
-    if not chip_matches(rule.chips, chip_id, chip.facts_on(day) if chip else None):
+    if not chip_matches(rule.chips, chip_id, scratch.facts_on(chip, day) if chip else None):
         return None
     if facts["chip_count"] < rule.min_chips:
         return None
     if rule.purposes is not None and not set(facts["purposes"]) & set(rule.purposes):
         return None
-    evidence = _positions(lease, regulation, chip, dc, *_chain_firms(world, firm_id))
+    evidence = _positions(lease, regulation, chip, dc, *scratch.chain_firms(firm_id))
     hq_firm, hq = flagged[0]
     who = firm_id if hq_firm == firm_id else f"{firm_id} (parent {hq_firm})"
     what = (f"Lease {lease.record_id}: {who}, headquartered in {hq}, uses "
@@ -409,12 +452,12 @@ def processed_in(world: World, facts: dict[str, Any], day: date) -> tuple[str | 
     return facts.get("location_country"), None
 
 
-def _judge_activity(world: World, activity: RecordState, regulation: RecordState,
+def _judge_activity(scratch: _Scratch, activity: RecordState, regulation: RecordState,
                     rule: DataLocalisationRule, day: date) -> Verdict | None:
-    if not activity.holds_on(day):
+    if not scratch.holds_on(activity, day):
         return None
-    facts = activity.facts_on(day)
-    where, dc = processed_in(world, facts, day)
+    facts = scratch.facts_on(activity, day)
+    where, dc = processed_in(scratch.world, facts, day)
     named = [c for c in facts["data_subject_countries"]
              if c in rule.data_subject_countries and c != where]
     if not named or where is None:
@@ -546,9 +589,21 @@ def timeline(firm_id: str, findings: Iterable[Finding], start: date, end: date
     for f in own:
         cuts |= {d for d in (f.valid_from, f.valid_to) if d is not None and start < d < end}
     ordered = sorted(cuts)
+    # A sweep over the findings' starts and ends, counting the findings of each status that
+    # hold: the posture on a day is the worst status with a count (posture_on, without
+    # filtering every finding again for every cut).
+    edges = sorted([(f.valid_from, 1, f.status) for f in own]
+                   + [(f.valid_to, -1, f.status) for f in own if f.valid_to is not None],
+                   key=lambda e: (e[0], e[1]))
+    holding: dict[Status, int] = {}
+    next_edge = 0
     pieces: list[tuple[date, date, Status]] = []
     for i in range(len(ordered) - 1):
-        status = posture_on(firm_id, own, ordered[i]).status
+        while next_edge < len(edges) and edges[next_edge][0] <= ordered[i]:
+            _, step, status = edges[next_edge]
+            holding[status] = holding.get(status, 0) + step
+            next_edge += 1
+        status = worst(s for s, n in holding.items() if n > 0)
         if pieces and pieces[-1][2] == status:
             pieces[-1] = (pieces[-1][0], ordered[i + 1], status)
         else:

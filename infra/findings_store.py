@@ -25,6 +25,24 @@ _PIECE_COLUMNS = ("firm_id, activity_id, data_subject_country, valid_from, valid
                   "recorded_to")
 
 
+_FINDING_TYPES = (
+    ("firm_id", "text"), ("subject_type", "text"), ("subject_id", "text"),
+    ("regulation_id", "text"), ("valid_from", "date"), ("valid_to", "date"), ("status", "text"),
+    ("recorded_from_position", "bigint"), ("recorded_to_position", "bigint"),
+    ("recorded_from", "timestamptz"), ("recorded_to", "timestamptz"), ("citation", "text"),
+    ("explanation", "text"), ("evidence", "text"))
+_PIECE_TYPES = (
+    ("firm_id", "text"), ("activity_id", "text"), ("data_subject_country", "text"),
+    ("valid_from", "date"), ("valid_to", "date"), ("processed_in", "text"),
+    ("recorded_from_position", "bigint"), ("recorded_to_position", "bigint"),
+    ("recorded_from", "timestamptz"), ("recorded_to", "timestamptz"))
+_CLOSE = (("recorded_to_position", "bigint"), ("recorded_to", "timestamptz"))
+_FINDING_KEY = (("subject_type", "text"), ("subject_id", "text"), ("regulation_id", "text"),
+                ("valid_from", "date"), ("recorded_from_position", "bigint"))
+_PIECE_KEY = (("activity_id", "text"), ("data_subject_country", "text"), ("valid_from", "date"),
+              ("recorded_from_position", "bigint"))
+
+
 class TrackingConflictError(Exception):
     """Another runner moved the projection on: this one must reload and start again."""
 
@@ -56,22 +74,23 @@ class FindingsStore:
         return [OpenPiece(self._piece(r), int(r["recorded_from_position"])) for r in rows]
 
     def write(self, name: str, seen: int, reached: int, commits: Iterable[Commit]) -> None:
-        """Close and open rows for each commit, and move tracking from `seen` to `reached`."""
-        sql = self.dialect.sql
-        with self.dialect.transaction(commit=True) as cursor:
+        """Close and open rows for every commit of a batch, and move tracking from `seen` to
+        `reached`, in one transaction. Set-based: one statement for all the rows of a kind,
+        whatever the number of commits (all inserts before the closing updates, so a row
+        opened and closed within the batch is found)."""
+        commits = list(commits)
+        d = self.dialect
+        with d.transaction(commit=True) as cursor:
+            d.insert_many(cursor, self.table, _FINDING_TYPES,
+                          [self._open_params(c, f) for c in commits for f in c.opened])
+            d.insert_many(cursor, self.pieces_table, _PIECE_TYPES,
+                          [self._piece_params(c, p) for c in commits for p in c.opened_pieces])
+            d.update_many(cursor, self.table, _CLOSE, _FINDING_KEY,
+                          [self._close_params(c, row) for c in commits for row in c.closed])
+            d.update_many(cursor, self.pieces_table, _CLOSE, _PIECE_KEY,
+                          [self._close_piece_params(c, o) for c in commits
+                           for o in c.closed_pieces])
             for commit in commits:
-                if commit.closed:
-                    cursor.executemany(sql(
-                        f"UPDATE {self.table} SET recorded_to_position = %s, recorded_to = %s "
-                        "WHERE subject_type = %s AND subject_id = %s AND regulation_id = %s "
-                        "AND valid_from = %s AND recorded_from_position = %s"
-                    ), [self._close_params(commit, row) for row in commit.closed])
-                if commit.opened:
-                    cursor.executemany(sql(
-                        f"INSERT INTO {self.table} ({_COLUMNS}) VALUES "
-                        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                    ), [self._open_params(commit, f) for f in commit.opened])
-                self._write_pieces(cursor, commit)
                 self._write_outbox(cursor, commit)
             self._move_tracking(cursor, name, seen, reached)
 
@@ -88,23 +107,17 @@ class FindingsStore:
              json.dumps(m.payload, sort_keys=True), d.to_db_time(commit.recorded_at))
             for m in commit.messages])
 
-    def _write_pieces(self, cursor: Any, commit: Commit) -> None:
+    def _piece_params(self, commit: Commit, p: ProcessingPiece) -> tuple[Any, ...]:
         d = self.dialect
-        if commit.closed_pieces:
-            cursor.executemany(d.sql(
-                f"UPDATE {self.pieces_table} SET recorded_to_position = %s, recorded_to = %s "
-                "WHERE activity_id = %s AND data_subject_country = %s AND valid_from = %s "
-                "AND recorded_from_position = %s"
-            ), [(commit.position, d.to_db_time(commit.recorded_at), o.piece.activity_id,
-                 o.piece.data_subject_country, d.to_db_date(o.piece.valid_from),
-                 o.recorded_from_position) for o in commit.closed_pieces])
-        if commit.opened_pieces:
-            cursor.executemany(d.sql(
-                f"INSERT INTO {self.pieces_table} ({_PIECE_COLUMNS}) VALUES "
-                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            ), [(p.firm_id, p.activity_id, p.data_subject_country, d.to_db_date(p.valid_from),
-                 d.to_db_date(p.valid_to), p.processed_in, commit.position, None,
-                 d.to_db_time(commit.recorded_at), None) for p in commit.opened_pieces])
+        return (p.firm_id, p.activity_id, p.data_subject_country, d.to_db_date(p.valid_from),
+                d.to_db_date(p.valid_to), p.processed_in, commit.position, None,
+                d.to_db_time(commit.recorded_at), None)
+
+    def _close_piece_params(self, commit: Commit, o: OpenPiece) -> tuple[Any, ...]:
+        d = self.dialect
+        return (commit.position, d.to_db_time(commit.recorded_at), o.piece.activity_id,
+                o.piece.data_subject_country, d.to_db_date(o.piece.valid_from),
+                o.recorded_from_position)
 
     def _move_tracking(self, cursor: Any, name: str, seen: int, reached: int) -> None:
         table = self.dialect.tracking_table

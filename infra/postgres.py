@@ -26,6 +26,7 @@ from infra.store import (
     SEALS,
     SECRETS,
     TRACKING,
+    Columns,
     Cursor,
     seal_in_transaction,
 )
@@ -74,6 +75,28 @@ class PostgresDialect:
         assert value is None or isinstance(value, date)
         return value
 
+    def insert_many(self, cursor: Cursor, table: str, columns: Columns,
+                    rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        names = ", ".join(name for name, _ in columns)
+        arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
+        cursor.execute(f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})",
+                       [list(column) for column in zip(*rows, strict=True)])
+
+    def update_many(self, cursor: Cursor, table: str, assign: Columns, match: Columns,
+                    rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        columns = (*assign, *match)
+        arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
+        names = ", ".join(f"c{i}" for i in range(len(columns)))
+        sets = ", ".join(f"{name} = c.c{i}" for i, (name, _) in enumerate(assign))
+        where = " AND ".join(f"t.{name} = c.c{i}" for i, (name, _) in
+                             enumerate(columns) if i >= len(assign))
+        cursor.execute(f"UPDATE {table} AS t SET {sets} FROM unnest({arrays}) AS c({names}) "
+                       f"WHERE {where}", [list(column) for column in zip(*rows, strict=True)])
+
     def one_of(self, column: str, values: list[Any]) -> tuple[str, tuple[Any, ...]]:
         return f"{column} = ANY(%b)", (values,)
 
@@ -117,7 +140,12 @@ def _ddl(dialect: PostgresDialect) -> list[str]:
         "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
         "recorded_at timestamptz NOT NULL, prev_hash text NOT NULL, hash text NOT NULL, "
         "UNIQUE (originator_id, originator_version))",
-        f"CREATE INDEX IF NOT EXISTS {SEALS}_recorded_at ON {dialect.seals_table} (recorded_at)",
+        # position_at reads one end of this index and entries_recorded_at one run of it in
+        # position order, neither walking back from the head nor sorting a commit; it
+        # replaces the index on recorded_at alone.
+        f"CREATE INDEX IF NOT EXISTS {SEALS}_recorded_at_position ON {dialect.seals_table} "
+        "(recorded_at, position)",
+        f'DROP INDEX IF EXISTS "{s}".{SEALS}_recorded_at',
         f"CREATE TABLE IF NOT EXISTS {dialect.idempotency_table} (key text PRIMARY KEY, "
         "request_hash text NOT NULL, status integer NOT NULL, answer jsonb NOT NULL, "
         "created_at timestamptz NOT NULL)",

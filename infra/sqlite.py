@@ -23,6 +23,7 @@ from infra.store import (
     SEALS,
     SECRETS,
     TRACKING,
+    Columns,
     Cursor,
     seal_in_transaction,
 )
@@ -75,6 +76,20 @@ class SQLiteDialect:
     def from_db_uuid(self, value: Any) -> UUID:
         return UUID(value)
 
+    def insert_many(self, cursor: Cursor, table: str, columns: Columns,
+                    rows: list[tuple[Any, ...]]) -> None:
+        if rows:  # SQLite runs in-process: executemany is already set-at-a-time
+            marks = ", ".join("?" for _ in columns)
+            cursor.executemany(f"INSERT INTO {table} ({', '.join(n for n, _ in columns)}) "
+                               f"VALUES ({marks})", rows)
+
+    def update_many(self, cursor: Cursor, table: str, assign: Columns, match: Columns,
+                    rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            sets = ", ".join(f"{name} = ?" for name, _ in assign)
+            where = " AND ".join(f"{name} = ?" for name, _ in match)
+            cursor.executemany(f"UPDATE {table} SET {sets} WHERE {where}", rows)
+
     def one_of(self, column: str, values: list[Any]) -> tuple[str, tuple[Any, ...]]:
         return f"{column} IN ({', '.join(['?'] * len(values))})", tuple(values)
 
@@ -113,6 +128,8 @@ class SealingSQLiteRecorder(SQLiteApplicationRecorder):
             "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
             "recorded_at TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, "
             "UNIQUE (originator_id, originator_version))",
+            # Enough for position_at's (recorded_at, position) order: position is the rowid,
+            # which ends every SQLite index (PostgreSQL needs it named: see infra.postgres).
             f"CREATE INDEX IF NOT EXISTS {SEALS}_recorded_at ON {SEALS} (recorded_at)",
             f"CREATE TABLE IF NOT EXISTS {IDEMPOTENCY} (key TEXT PRIMARY KEY, "
             "request_hash TEXT NOT NULL, status INTEGER NOT NULL, answer TEXT NOT NULL, "

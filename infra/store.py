@@ -32,6 +32,10 @@ DELIVERIES = "chipledger_webhook_deliveries"
 ATTEMPTS = "chipledger_webhook_attempts"
 
 
+# (name, PostgreSQL type) of each column a set-based write names.
+Columns = tuple[tuple[str, str], ...]
+
+
 class Cursor(Protocol):
     @property
     def rowcount(self) -> int: ...
@@ -70,6 +74,16 @@ class Dialect(Protocol):
     def insert_seals(self, cursor: Cursor, seals: list[Seal]) -> None: ...
     def one_of(self, column: str, values: list[Any]) -> tuple[str, tuple[Any, ...]]:
         """A condition that `column` is one of `values`, and its parameters."""
+        ...
+    def insert_many(self, cursor: Cursor, table: str, columns: Columns,
+                    rows: list[tuple[Any, ...]]) -> None:
+        """Insert rows (values in the database's form) in one statement where the database
+        can take columns as arrays."""
+        ...
+    def update_many(self, cursor: Cursor, table: str, assign: Columns, match: Columns,
+                    rows: list[tuple[Any, ...]]) -> None:
+        """Set `assign` where every `match` column equals the row's value; each row gives the
+        assigned values, then the matched ones."""
         ...
 
 
