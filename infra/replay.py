@@ -6,12 +6,15 @@ only afterwards, to say whether they agree. A what-if adds hypothetical events a
 validated like real appends, evaluated, never stored.
 """
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 import structlog
 
+from domain.aggregates import TOPIC_TO_TYPE
 from domain.application import Append, Ledger
 from domain.drafts import DraftRecord
 from domain.evaluator import (
@@ -22,6 +25,7 @@ from domain.evaluator import (
     posture_on,
     residency_on,
 )
+from domain.kinds import KIND_BY_EVENT_TYPE
 from domain.records import LoggedEvent
 from domain.types import Status
 from domain.world import World
@@ -62,18 +66,41 @@ class Replay:
     baseline: dict[str, FirmAnswer] | None = None
 
 
-def replay_world(store: LogStore, position: int, batch: int = 5000) -> tuple[World, int]:
-    """Fold the raw log up to `position`, streamed in batches (memory grows with records,
-    not with events)."""
+def replay_world(store: LogStore, position: int, batch: int = 20_000) -> tuple[World, int]:
+    """Fold the raw log up to `position`, streamed in pages (memory grows with records, not
+    with events). Reads only what folding needs (position, topic, state), without building
+    a sealed entry per event: the seals are the verifier's business, not the replay's."""
     world, count = World(), 0
-    for entry in store.iter_entries(batch=batch):
-        if entry.position > position:
-            break
-        payload = entry.payload
-        world.apply(entry.kind, str(payload["record_id"]),
-                    LoggedEvent(entry.type, payload["data"], entry.position))
-        count += 1
+    for page in _event_pages(store, position, batch):
+        for row in page:
+            kind, event_type = _KIND_AND_TYPE[row["topic"]]
+            payload = json.loads(row["state"])
+            world.apply(kind, payload["record_id"],
+                        LoggedEvent(event_type, payload["data"], row["position"]))
+        count += len(page)
     return world, count
+
+
+# topic -> (record kind, event type), so no event needs its class or its kind table looked up
+_KIND_AND_TYPE = {topic: (KIND_BY_EVENT_TYPE[name].kind, name)
+                  for topic, name in TOPIC_TO_TYPE.items()}
+
+
+def _event_pages(store: LogStore, upto: int, page: int) -> Iterator[list[Any]]:
+    """Keyset pages of (position, topic, state) in log order, up to a position."""
+    d, after = store.dialect, 0
+    while after < upto:
+        with d.transaction(commit=False) as cursor:
+            cursor.execute(d.sql(
+                f"SELECT s.position, e.topic, e.state FROM {d.seals_table} s "
+                f"JOIN {d.events_table} e ON e.{d.events_id} = s.notification_id "
+                "WHERE s.position > %s AND s.position <= %s ORDER BY s.position LIMIT %s"),
+                (after, upto, page))
+            rows = list(cursor.fetchall())
+        if not rows:
+            return
+        yield rows
+        after = rows[-1]["position"]
 
 
 def judge(world: World, firm_ids: Sequence[str], day: date) -> dict[str, FirmAnswer]:
