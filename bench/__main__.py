@@ -20,6 +20,7 @@ from typing import Any
 
 from api.appends import parse_batch_line
 from bench.appends import main as appends_main
+from bench.ingest import main as ingest_main
 from bench.rebuild import child_library_projection, child_rebuild
 from bench.synthetic import ledger
 from infra.bootstrap import bootstrap
@@ -140,10 +141,17 @@ def rebuild(url: str, baseline_events: int) -> None:
           "1 GiB target)")
 
 
+def _conninfo(url: str) -> str:
+    """A psycopg connection string from our database URL (without its schema parameter)."""
+    if not url.startswith("postgresql"):
+        raise SystemExit("ingest compares with PostgreSQL's COPY: give a postgresql:// URL")
+    return url.split("?", 1)[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["build", "replay", "appends", "rebuild",
+    parser.add_argument("command", choices=["build", "replay", "appends", "rebuild", "ingest",
                                             "_replay", "_library_scan", "_rebuild",
                                             "_library_projection"])
     parser.add_argument("--clients", type=int, default=64)
@@ -155,6 +163,8 @@ def main() -> None:
      "replay": lambda: replay(args.database_url),
      "appends": lambda: appends_main(args.database_url, args.clients, args.seconds),
      "rebuild": lambda: rebuild(args.database_url, min(args.events, 20_000)),
+     "ingest": lambda: ingest_main(args.database_url, _conninfo(args.database_url),
+                                   args.events),
      "_rebuild": lambda: child_rebuild(args.database_url),
      "_library_projection": lambda: child_library_projection(args.database_url, args.events),
      "_replay": lambda: child_replay(args.database_url),
