@@ -229,11 +229,15 @@ class LogStore:
 
     def position_at(self, known_at: datetime) -> int:
         """The last position recorded at or before `known_at` (0 when none)."""
+        # Not max(position): PostgreSQL answers that by walking the primary key back from the
+        # head past every later event. recorded_at never decreases along positions, so the
+        # last row in (recorded_at, position) order is the one, found at the end of one index.
         rows = self._rows(
-            f"SELECT max(position) AS p FROM {self.dialect.seals_table} WHERE recorded_at <= %s",
+            f"SELECT position FROM {self.dialect.seals_table} WHERE recorded_at <= %s "
+            "ORDER BY recorded_at DESC, position DESC LIMIT 1",
             (self.dialect.to_db_time(known_at),),
         )
-        return int(rows[0]["p"] or 0)
+        return int(rows[0]["position"]) if rows else 0
 
     def entries_for(self, originator_id: UUID, *, upto: int | None = None) -> list[LogEntry]:
         statement = self._select_entries + "WHERE s.originator_id = %s "
