@@ -88,7 +88,7 @@ def main(url: str, queries: int = 2000, seed: int = 7) -> None:
 def _measure(container: Container, queries: int, seed: int) -> None:
     _catch_up(container)
     for table in refresh_statistics(container):
-        print(f"analyzed {table} (no statistics yet: autovacuum has not run on it)")
+        print(f"analyzed {table} (statistics missing or stale: autovacuum has not run on it)")
     service = PostureService(container)
     firms, first, last = _universe(container, service)
     rng = random.Random(seed)
