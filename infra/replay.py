@@ -94,8 +94,8 @@ def _event_pages(store: LogStore, upto: int, page: int) -> Iterator[list[Any]]:
             cursor.execute(d.sql(
                 f"SELECT s.position, e.topic, e.state FROM {d.seals_table} s "
                 f"JOIN {d.events_table} e ON e.{d.events_id} = s.notification_id "
-                "WHERE s.position > %s AND s.position <= %s ORDER BY s.position LIMIT %s"),
-                (after, upto, page))
+                "WHERE s.position > %s AND s.position <= %s ORDER BY s.position"),
+                (after, min(upto, after + page)))  # a closed range: see LogStore.entries
             rows = list(cursor.fetchall())
         if not rows:
             return

@@ -249,9 +249,13 @@ class LogStore:
         return [self._entry(r) for r in rows]
 
     def entries(self, *, after: int = 0, limit: int = 100) -> list[LogEntry]:
+        # Positions have no gaps, so the page is a closed range of positions: the planner
+        # reads `limit` rows whatever its statistics say (with "> after ... LIMIT" alone and
+        # no statistics, PostgreSQL joined and sorted the whole rest of the log per page).
         rows = self._rows(
-            self._select_entries + "WHERE s.position > %s ORDER BY s.position LIMIT %s",
-            (after, limit),
+            self._select_entries + "WHERE s.position > %s AND s.position <= %s "
+            "ORDER BY s.position",
+            (after, after + limit),
         )
         return [self._entry(r) for r in rows]
 
