@@ -1,9 +1,13 @@
-"""python -m bench: build a synthetic ledger, then measure replay against the plain library.
+"""python -m bench: build a synthetic ledger, then measure it against baselines run alongside.
 
-  python -m bench build  --events 1000000 --database-url sqlite:///bench.db
-  python -m bench replay --database-url sqlite:///bench.db
-  python -m bench appends --clients 64 --seconds 10 \
-      --database-url 'postgresql://postgres@127.0.0.1/test?schema=bench'
+  python -m bench build   --events 1000000 --database-url URL   # the ledger the others read
+  python -m bench rebuild --database-url URL   # findings rebuild vs the library's projection
+  python -m bench replay  --database-url URL   # fold and judge vs the library's scan
+  python -m bench verify  --database-url URL   # chain verification vs the library's scan
+  python -m bench posture --database-url URL   # posture latency vs replaying the firm
+  python -m bench explain --database-url URL   # plans of the point-in-time reads
+  python -m bench ingest  --events 200000 --database-url URL-OF-AN-EMPTY-SCHEMA  # vs COPY
+  python -m bench appends --clients 64 --seconds 10 --database-url URL
 
 Each measurement that matters for memory runs in a child process, so its peak resident set
 size (ru_maxrss) is its own. Every figure is printed with its ratio to the baseline measured
@@ -141,6 +145,13 @@ def rebuild(url: str, baseline_events: int) -> None:
           "1 GiB target)")
 
 
+def _lazy(module: str) -> Any:
+    """Import a bench module when its command runs (posture imports the whole app)."""
+    import importlib
+
+    return importlib.import_module(module)
+
+
 def _conninfo(url: str) -> str:
     """A psycopg connection string from our database URL (without its schema parameter)."""
     if not url.startswith("postgresql"):
@@ -152,17 +163,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["build", "replay", "appends", "rebuild", "ingest",
+                                            "verify", "posture", "explain",
                                             "_replay", "_library_scan", "_rebuild",
                                             "_library_projection"])
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--database-url", default="sqlite:///bench.db")
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=2000)
     args = parser.parse_args()
     {"build": lambda: build(args.database_url, args.events),
      "replay": lambda: replay(args.database_url),
      "appends": lambda: appends_main(args.database_url, args.clients, args.seconds),
      "rebuild": lambda: rebuild(args.database_url, min(args.events, 20_000)),
+     "verify": lambda: _lazy("bench.verify").main(args.database_url),
+     "posture": lambda: _lazy("bench.posture").main(args.database_url, args.queries),
+     "explain": lambda: _lazy("bench.explain").main(args.database_url),
      "ingest": lambda: ingest_main(args.database_url, _conninfo(args.database_url),
                                    args.events),
      "_rebuild": lambda: child_rebuild(args.database_url),
