@@ -8,6 +8,7 @@ evaluator and compared with their open findings: what no longer holds is closed 
 commit's position, what is new is opened there, and an unchanged finding keeps its row.
 """
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,6 +60,20 @@ class Commit:
     messages: list[Message] = field(default_factory=list)
 
 
+def held(finding: Finding) -> Finding:
+    """A finding as the projection keeps it between commits: everything that keys, times and
+    grades it, with its explanation and evidence replaced by a digest of both. Whether a
+    finding changed is still exact (the digest moves with either), and the open findings of
+    a million-event ledger take a fraction of the memory (explanations are long and unique).
+    The full finding is what gets written; it is recomputed whenever its subject is touched.
+    """
+    digest = hashlib.blake2b(repr((finding.explanation, finding.evidence)).encode(),
+                             digest_size=8).hexdigest()
+    return Finding(finding.firm_id, finding.subject_type, finding.subject_id,
+                   finding.regulation_id, finding.valid_from, finding.valid_to,
+                   finding.status, finding.citation, digest, ())
+
+
 class FindingsProjection:
     def __init__(self) -> None:
         self.world = World()
@@ -74,8 +89,9 @@ class FindingsProjection:
     def restore(self, rows: Iterable[OpenFinding], pieces: Iterable[OpenPiece] = ()) -> None:
         for row in rows:
             ref = SubjectRef(row.finding.subject_type, row.finding.subject_id)
-            self.open.setdefault(ref, {})[row.finding] = row.recorded_from_position
-            self.by_firm.setdefault(row.finding.firm_id, set()).add(row.finding)
+            kept = held(row.finding)
+            self.open.setdefault(ref, {})[kept] = row.recorded_from_position
+            self.by_firm.setdefault(kept.firm_id, set()).add(kept)
         for piece in pieces:
             ref = SubjectRef("processing_activity", piece.piece.activity_id)
             self.open_pieces.setdefault(ref, {})[piece.piece] = piece.recorded_from_position
@@ -90,10 +106,10 @@ class FindingsProjection:
         pieces: dict[str, list[tuple[ProcessingPiece, bool]]] = {}
         for ref in sorted(commit.touched):
             current = self.open.get(ref, {})
-            fresh = set(findings_for(self.world, ref))
+            fresh = {held(f): f for f in findings_for(self.world, ref)}
             closed = [f for f in current if f not in fresh]
             kept = {f: p for f, p in current.items() if f in fresh}
-            opened = sorted(fresh - kept.keys())
+            opened = sorted(fresh.keys() - kept.keys())
             for firm in {f.firm_id for f in (*closed, *opened)}:
                 before.setdefault(firm, set(self.by_firm.get(firm, ())))
             for f in closed:
@@ -101,8 +117,12 @@ class FindingsProjection:
             for f in opened:
                 self.by_firm.setdefault(f.firm_id, set()).add(f)
             commit.closed += [OpenFinding(f, current[f]) for f in closed]
-            commit.opened += opened
-            self.open[ref] = kept | dict.fromkeys(opened, last.position)
+            commit.opened += sorted(fresh[f] for f in opened)
+            # Subjects with no open finding (most shipments, say) keep no entry at all.
+            if kept or opened:
+                self.open[ref] = kept | dict.fromkeys(opened, last.position)
+            else:
+                self.open.pop(ref, None)
             if ref.kind == "processing_activity":
                 for piece, was_opened in self._recompute_pieces(ref, commit):
                     pieces.setdefault(piece.firm_id, []).append((piece, was_opened))
@@ -123,7 +143,10 @@ class FindingsProjection:
         kept = {p: f for p, f in current.items() if p in fresh}
         opened = sorted(fresh - kept.keys())
         commit.opened_pieces += opened
-        self.open_pieces[ref] = kept | dict.fromkeys(opened, commit.position)
+        if kept or opened:
+            self.open_pieces[ref] = kept | dict.fromkeys(opened, commit.position)
+        else:
+            self.open_pieces.pop(ref, None)
         return [(c.piece, False) for c in closed] + [(p, True) for p in opened]
 
 def commits(events: Iterable[LogEvent]) -> Iterable[list[LogEvent]]:

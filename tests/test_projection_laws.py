@@ -56,7 +56,7 @@ from infra.runner import ProjectionRunner
 from infra.service import AppendService
 from infra.settings import Settings
 from infra.store import LogEntry
-from projections.findings import PROJECTION_NAME, FindingsProjection, LogEvent, commits
+from projections.findings import PROJECTION_NAME, FindingsProjection, LogEvent, commits, held
 
 PURE = settings(max_examples=60, deadline=None)
 DB = settings(max_examples=25, deadline=None,
@@ -551,6 +551,11 @@ def fresh_pieces(world: World) -> dict[SubjectRef, set[ProcessingPiece]]:
     return result
 
 
+def as_held(found: dict[SubjectRef, set[Finding]]) -> dict[SubjectRef, set[Finding]]:
+    """Findings as the projection keeps them in memory (explanation and evidence digested)."""
+    return {ref: {held(f) for f in fs} for ref, fs in found.items()}
+
+
 def open_of(projection: FindingsProjection) -> tuple[dict[SubjectRef, set[Finding]],
                                                     dict[SubjectRef, set[ProcessingPiece]]]:
     findings = {ref: set(rows) for ref, rows in projection.open.items() if rows}
@@ -601,13 +606,13 @@ def test_the_projection_after_every_commit_equals_a_fresh_evaluation_of_that_pre
             f"commit {n} ({[(e.kind, e.record_id, e.type) for e in group]}) changed the "
             f"findings of {sorted(changed - commit.touched)} without touching them")
         found, pieces = open_of(projection)
-        assert_same(found, fresh, f"findings after commit {n} (position {seen})")
+        assert_same(found, as_held(fresh), f"findings after commit {n} (position {seen})")
         assert_same(pieces, fresh_pieces(world), f"pieces after commit {n} (position {seen})")
         before = fresh
     # and the last commit's answer is every subject's fresh answer
     final = world_of(log)
     for ref in final.subjects():
-        assert set(projection.open.get(ref, {})) == set(findings_for(final, ref)), ref
+        assert set(projection.open.get(ref, {})) == {held(f) for f in findings_for(final, ref)}, ref
 
 
 def test_the_histories_are_not_vacuous():
@@ -646,10 +651,14 @@ def canonical(log: list[LogEvent], projection: FindingsProjection) -> tuple[
     for e in log:
         name[e.position] = (e.kind, e.record_id, seq[(e.kind, e.record_id)])
         seq[(e.kind, e.record_id)] += 1
+    # The projection keeps digests; each open one is a full finding of its subject now.
+    full: dict[Finding, Finding] = {}
+    for ref in projection.open:
+        full |= {held(f): f for f in findings_for(projection.world, ref)}
     found = {
         (f.firm_id, f.subject_type, f.subject_id, f.regulation_id, f.valid_from, f.valid_to,
          f.status, f.citation, f.explanation, tuple(sorted(name[p] for p in f.evidence)))
-        for rows in projection.open.values() for f in rows
+        for rows in projection.open.values() for f in (full[h] for h in rows)
     }
     pieces = {p for rows in projection.open_pieces.values() for p in rows}
     return found, pieces
