@@ -4,6 +4,7 @@ records as of a valid date and as known at a record time."""
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -18,7 +19,7 @@ from domain.records import LoggedEvent, fold
 from infra.bootstrap import Container
 from infra.seal import IdempotencyClaim, Seal, format_time
 from infra.store import LogEntry
-from infra.verify import Verification, verify_chain
+from infra.verify import Verification, verify_rows
 
 log = structlog.get_logger("chipledger.service")
 
@@ -211,7 +212,9 @@ class ReadService:
         return entries
 
     def verify(self) -> Verification:
-        result = verify_chain(self.store.iter_entries())
+        # closing: a mismatch ends the walk early; stop reading ahead and free the connection
+        with closing(self.store.iter_chain_rows()) as pages:
+            result = verify_rows(pages, self.store.canonical_time)
         log.info("chain_verified", ok=result.ok, verified_through=result.verified_through,
                  first_mismatch=result.first_mismatch)
         return result

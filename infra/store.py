@@ -5,18 +5,29 @@ One class does the work; a `Dialect` holds what differs between SQLite and Postg
 """
 
 import json
-from collections.abc import Callable, Iterator
+import sqlite3
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol
+from functools import cached_property
+from operator import itemgetter
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresDatastore
+from psycopg.abc import Loader
+from psycopg.pq import Format
+from psycopg.rows import tuple_row
+from psycopg.types.string import ByteaBinaryLoader
 
 from domain.aggregates import TOPIC_TO_TYPE
 from domain.kinds import KIND_BY_EVENT_TYPE
-from infra.seal import Seal, seal_batch
+from infra.seal import Seal, format_time, reformat_time, seal_batch
+from infra.verify import ChainRow
 
 SEALS = "chipledger_seals"
 IDEMPOTENCY = "chipledger_idempotency"
@@ -368,3 +379,143 @@ class LogStore:
         with self.dialect.transaction(commit=False) as cursor:
             return self.dialect.db_now(cursor)
 
+    # Verification's read path ---------------------------------------------------------------
+
+    def iter_chain_rows(
+        self, *, after: int = 0, page: int = 20_000
+    ) -> Generator[Iterable[ChainRow], None, None]:
+        """Everything verification hashes, in position order, as plain tuples (see ChainRow), a
+        page at a time: keyset pages, each its own short read, as in iter_entries. On
+        PostgreSQL the next page is read while the caller hashes this one."""
+        if self._on_postgres:
+            return _read_ahead(self._postgres_chain_pages(after, page))
+        return self._sqlite_chain_pages(after, page)
+
+    def canonical_time(self, value: Any) -> str:
+        """A recorded_at from iter_chain_rows in the text the chain hashes: what
+        format_time(dialect.from_db_time(value)) would write."""
+        if not self._on_postgres:
+            return reformat_time(value)  # SQLite's from_db_time is parse_time
+        if isinstance(value, bytes):
+            value = _TIMESTAMPTZ.load(value)  # read raw: see _postgres_chain_pages
+        return format_time(self.dialect.from_db_time(value))
+
+    @cached_property
+    def _on_postgres(self) -> bool:  # cached: canonical_time asks once per commit read
+        return isinstance(getattr(self.dialect, "datastore", None), PostgresDatastore)
+
+    def _postgres_chain_pages(
+        self, after: int, page: int
+    ) -> Generator[Iterable[ChainRow], None, None]:
+        """A page of seals by position, then their events by one range of ids, paired in
+        order: a join walks an index per row and costs several times both scans."""
+        d = self.dialect
+        seal_columns = (
+            "s.position, s.recorded_at, s.originator_id::text, s.originator_version, "
+            "s.notification_id, s.prev_hash, s.hash"  # uuid_out writes str(UUID)'s form
+        )
+        seals = (f"SELECT {seal_columns} FROM {d.seals_table} s "
+                 "WHERE s.position > %s ORDER BY s.position LIMIT %s")
+        # no ORDER BY: without statistics PostgreSQL sorts the range on disk; heap order is
+        # id order in an append-only table, and a page that is not gets sorted here
+        events = (f"SELECT {d.events_id}, topic, state FROM {d.events_table} "
+                  f"WHERE {d.events_id} BETWEEN %s AND %s")
+        joined = (f"SELECT {seal_columns}, e.topic, e.state FROM {d.seals_table} s "
+                  f"JOIN {d.events_table} e ON e.{d.events_id} = s.notification_id "
+                  "WHERE s.position > %s AND s.position <= %s ORDER BY s.position")
+        by_id = itemgetter(0)
+        while True:
+            with d.transaction(commit=False) as cursor:
+                assert isinstance(cursor, psycopg.Cursor)
+                plain = cursor.connection.cursor(row_factory=tuple_row)
+                # binary, with the time left as its 8 bytes: building a zoned datetime per row
+                # costs more than the rest of the row; canonical_time does it once per commit
+                plain.adapters.register_loader("timestamptz", ByteaBinaryLoader)
+                sealed = plain.execute(seals, (after, page), binary=True).fetchall()
+                if not sealed:
+                    return
+                last, ids = sealed[-1][0], list(map(itemgetter(4), sealed))
+                rows: Iterable[ChainRow] | None = None
+                if max(ids) - min(ids) < 2 * len(ids):  # ids follow positions: one range scan
+                    found = plain.execute(events, (min(ids), max(ids)), binary=True).fetchall()
+                    if list(map(by_id, found)) != ids:
+                        found.sort(key=by_id)
+                    if list(map(by_id, found)) == ids:  # each seal's event, in order
+                        # lazily: zip reuses its pair when the caller unpacks it
+                        rows = zip(sealed, found, strict=True)
+                if rows is None:  # out of step (or rows gone): the join says what pairs up
+                    rows = [((p, t, o, v, n, ph, h), (n, topic, state)) for p, t, o, v, n, ph, h,
+                            topic, state in plain.execute(joined, (after, last), binary=True)]
+            yield rows
+            if len(sealed) < page:
+                return
+            after = last
+
+    def _sqlite_chain_pages(
+        self, after: int, page: int
+    ) -> Generator[Iterable[ChainRow], None, None]:
+        """One join a page (a rowid lookup per seal is cheap in-process), ids (stored as hex)
+        turned into str(UUID)'s form."""
+        d = self.dialect
+        joined = d.sql(
+            "SELECT s.position, s.recorded_at, s.originator_id, s.originator_version, "
+            "s.notification_id, s.prev_hash, s.hash, e.topic, e.state "
+            f"FROM {d.seals_table} s JOIN {d.events_table} e "
+            f"ON e.{d.events_id} = s.notification_id "
+            "WHERE s.position > %s ORDER BY s.position LIMIT %s"
+        )
+        from_db_uuid = d.from_db_uuid
+        while True:
+            with d.transaction(commit=False) as cursor:
+                if isinstance(cursor, sqlite3.Cursor):
+                    cursor = cursor.connection.cursor()
+                    cursor.row_factory = None  # tuples, not sqlite3.Row
+                rows: list[ChainRow] = [
+                    ((p, t, _uuid_text(o, from_db_uuid), v, n, ph, h), (n, topic, state))
+                    for p, t, o, v, n, ph, h, topic, state
+                    in cursor.execute(joined, (after, page)).fetchall()
+                ]
+            if rows:
+                yield rows
+            if len(rows) < page:
+                return
+            after = rows[-1][0][0]
+
+
+def _binary_loader(type_name: str) -> Loader:
+    """psycopg's own loader of a type, as a cursor would use it; without a connection its
+    zone is UTC, which format_time converts to anyway."""
+    oid = psycopg.adapters.types[type_name].oid
+    loader = psycopg.adapters.get_loader(oid, Format.BINARY)
+    assert loader is not None
+    return loader(oid)
+
+
+_TIMESTAMPTZ = _binary_loader("timestamptz")
+
+_Page = TypeVar("_Page")
+
+
+def _read_ahead(pages: Generator[_Page, None, None]) -> Generator[_Page, None, None]:
+    """Yield each page while a thread reads the next: the database's work and the wait for it
+    (outside the GIL) overlap the caller's."""
+    with ThreadPoolExecutor(1, thread_name_prefix="chipledger-read-ahead") as reader:
+        upcoming = reader.submit(next, pages, None)
+        try:
+            while (current := upcoming.result()) is not None:
+                upcoming = reader.submit(next, pages, None)
+                yield current
+        finally:
+            wait([upcoming])  # a generator can't be closed while it runs
+            pages.close()  # the caller stopped early: let go of the connection now
+
+
+_HEX = "0123456789abcdef"
+
+
+def _uuid_text(stored: Any, from_db_uuid: Callable[[Any], UUID]) -> str:
+    """str(from_db_uuid(stored)), without building a UUID when `stored` is already what
+    UUID.hex writes (32 lowercase hex digits), the only form we store."""
+    if type(stored) is str and len(stored) == 32 and not stored.strip(_HEX):
+        return f"{stored[:8]}-{stored[8:12]}-{stored[12:16]}-{stored[16:20]}-{stored[20:]}"
+    return str(from_db_uuid(stored))

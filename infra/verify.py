@@ -1,12 +1,21 @@
 """Recompute the hash chain over sealed entries, from the database or from an export."""
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
-from infra.seal import GENESIS_HASH, canonical_bytes, chain_hash
+from infra.seal import GENESIS_HASH, canonical_bytes, canonical_header, chain_hash, json_string
+
+# A seal and its event, as LogStore.iter_chain_rows reads them: (position, recorded_at,
+# originator_id, originator_version, notification_id, prev_hash, hash) and (notification_id,
+# topic, state). originator_id is in str(UUID)'s form; recorded_at is as the database returns
+# it, for a canonical_time function to turn into format_time's text.
+SealRow = tuple[int, Any, str, int, int, str, str]
+EventRow = tuple[int, str, bytes]
+ChainRow = tuple[SealRow, EventRow]
 
 
 class Sealed(Protocol):
@@ -68,3 +77,55 @@ def _problem(entry: Sealed, expected_position: int, prev_hash: str) -> str | Non
     if recomputed != entry.hash:
         return "its content does not match its hash"
     return None
+
+
+_NO_TIME = object()
+
+
+def verify_rows(
+    pages: Iterable[Iterable[ChainRow]], canonical_time: Callable[[Any], str]
+) -> Verification:
+    """verify_chain over plain rows, a page at a time: the same checks in the same order with
+    the same answers, without an object per event or a hex round trip per hash."""
+    expected_position, prev_hash, prev_digest = 1, GENESIS_HASH, bytes.fromhex(GENESIS_HASH)
+    sha256, join = hashlib.sha256, b"".join
+    topics: dict[str, str] = {}
+    last_time: Any = _NO_TIME
+    time_text = time_json = ""
+    for page in pages:
+        for (position, recorded_at, originator_id, version, _, stored_prev, stored_hash), \
+                (_, topic, state) in page:
+            if position != expected_position:
+                return _broken(expected_position, prev_hash,
+                               f"position {expected_position} is missing (found {position} "
+                               "next)")
+            if stored_prev != prev_hash:
+                return _broken(expected_position, prev_hash,
+                               "its prev_hash does not match the previous entry's hash")
+            if recorded_at != last_time:  # a commit's events share their time: format it once
+                time_text = canonical_time(recorded_at)
+                last_time, time_json = recorded_at, json_string(time_text)
+            topic_json = topics.get(topic)
+            if topic_json is None:
+                if len(topics) >= 1024:  # topics are event classes, a few dozen: bound it anyway
+                    topics.clear()
+                topic_json = topics[topic] = json_string(topic)
+            if type(position) is int and type(version) is int:
+                # str(UUID)'s form needs no JSON escaping
+                header = (
+                    f'{{"originator_id":"{originator_id}",'
+                    f'"originator_version":{version},"position":{position},'
+                    f'"recorded_at":{time_json},"topic":{topic_json}}}\n'
+                ).encode()
+            else:
+                header = canonical_header(position, time_text, originator_id, version, topic)
+            digest = sha256(join((prev_digest, header, state))).digest()
+            if digest.hex() != stored_hash:
+                return _broken(expected_position, prev_hash, "its content does not match its hash")
+            expected_position, prev_hash, prev_digest = (expected_position + 1, stored_hash,
+                                                         digest)
+    return Verification(True, expected_position - 1, None, prev_hash)
+
+
+def _broken(position: int, prev_hash: str, reason: str) -> Verification:
+    return Verification(False, position - 1, position, prev_hash, reason)
