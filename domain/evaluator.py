@@ -218,15 +218,22 @@ class _Scratch:
     each regulation: the subject's cut dates, and records' facts, spans and firm chains on
     each cut day. Lives for one `findings_for` call, so it never outlives the world's state."""
 
-    __slots__ = ("chains", "cuts", "facts", "firms", "holds", "world")
+    __slots__ = ("chains", "cuts", "evidence", "facts", "firms", "holds", "world")
 
     def __init__(self, world: World) -> None:
         self.world = world
-        self.cuts: set[date] | None = None
+        self.cuts: list[date] | None = None  # sorted
         self.facts: dict[tuple[int, date], dict[str, Any]] = {}
         self.holds: dict[tuple[int, date], bool] = {}
         self.chains: dict[tuple[str, date], list[tuple[str, str]]] = {}
         self.firms: dict[str, list[RecordState]] = {}
+        self.evidence: dict[frozenset[int], tuple[int, ...]] = {}
+
+    def sorted_evidence(self, evidence: frozenset[int]) -> tuple[int, ...]:
+        """Neighbouring pieces of one subject mostly cite the same records: sort once."""
+        if evidence not in self.evidence:
+            self.evidence[evidence] = tuple(sorted(evidence))
+        return self.evidence[evidence]
 
     def facts_on(self, state: RecordState, day: date) -> dict[str, Any]:
         key = (id(state), day)
@@ -278,33 +285,35 @@ def _judge_piece(scratch: _Scratch, subject: RecordState, firm_id: str,
         verdict = _judge_shipment(scratch, subject, regulation, rule, shipped_on)
         if verdict is None:
             return []
-        return [_finding(subject, firm_id, reg_id, citation, shipped_on, None, verdict)]
+        return [_finding(subject, firm_id, reg_id, citation, shipped_on, None, verdict,
+                         scratch)]
     judge: Judge
     if isinstance(rule, RemoteComputeAccessRule):
         if scratch.cuts is None:
-            scratch.cuts = _lease_cuts(world, subject, firm_id)
+            scratch.cuts = sorted(_lease_cuts(world, subject, firm_id))
         judge = lambda day: _judge_lease(scratch, subject, regulation, rule, day)  # noqa: E731
     else:
         if scratch.cuts is None:
-            scratch.cuts = _activity_cuts(world, subject, firm_id)
+            scratch.cuts = sorted(_activity_cuts(world, subject, firm_id))
         judge = lambda day: _judge_activity(scratch, subject, regulation, rule, day)  # noqa: E731
-    cuts = {c for c in scratch.cuts if c > piece.start and (piece.end is None or c < piece.end)}
-    cuts.add(piece.start)
-    ordered = sorted(cuts)
+    # The subject's cuts are sorted once; each piece takes those inside it, in order.
+    ordered = [piece.start] + [c for c in scratch.cuts
+                               if c > piece.start and (piece.end is None or c < piece.end)]
     findings = []
     for i, start in enumerate(ordered):
         end = ordered[i + 1] if i + 1 < len(ordered) else piece.end
         verdict = judge(start)
         if verdict is not None:
-            findings.append(_finding(subject, firm_id, reg_id, citation, start, end, verdict))
+            findings.append(_finding(subject, firm_id, reg_id, citation, start, end, verdict,
+                                     scratch))
     return findings
 
 
 def _finding(subject: RecordState, firm_id: str, reg_id: str, citation: str, start: date,
-             end: date | None, verdict: Verdict) -> Finding:
+             end: date | None, verdict: Verdict, scratch: _Scratch) -> Finding:
     return Finding(firm_id, subject.kind, subject.record_id, reg_id, start, end,
                    verdict.status, citation, verdict.explanation,
-                   tuple(sorted(verdict.evidence)))
+                   scratch.sorted_evidence(verdict.evidence))
 
 
 def _merge(findings: list[Finding]) -> list[Finding]:

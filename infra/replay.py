@@ -31,7 +31,7 @@ from domain.types import Status
 from domain.world import World
 from infra.bootstrap import Container
 from infra.findings_store import FindingsStore
-from infra.store import LogStore
+from infra.store import LogStore, page_of_log
 from projections.findings import PROJECTION_NAME
 
 log = structlog.get_logger("chipledger.replay")
@@ -91,11 +91,8 @@ def _event_pages(store: LogStore, upto: int, page: int) -> Iterator[list[Any]]:
     d, after = store.dialect, 0
     while after < upto:
         with d.transaction(commit=False) as cursor:
-            cursor.execute(d.sql(
-                f"SELECT s.position, e.topic, e.state FROM {d.seals_table} s "
-                f"JOIN {d.events_table} e ON e.{d.events_id} = s.notification_id "
-                "WHERE s.position > %s AND s.position <= %s ORDER BY s.position"),
-                (after, min(upto, after + page)))  # a closed range: see LogStore.entries
+            cursor.execute(d.sql(page_of_log(d, "s.position, e.topic, e.state", upto=True)),
+                           (after, upto, page))
             rows = list(cursor.fetchall())
         if not rows:
             return
