@@ -31,6 +31,7 @@ from domain.types import Status
 from domain.world import World
 from infra.bootstrap import Container
 from infra.findings_store import FindingsStore
+from infra.gc_pause import gc_paused
 from infra.store import LogStore, page_of_log
 from projections.findings import PROJECTION_NAME
 
@@ -71,13 +72,14 @@ def replay_world(store: LogStore, position: int, batch: int = 20_000) -> tuple[W
     with events). Reads only what folding needs (position, topic, state), without building
     a sealed entry per event: the seals are the verifier's business, not the replay's."""
     world, count = World(), 0
-    for page in _event_pages(store, position, batch):
-        for row in page:
-            kind, event_type = _KIND_AND_TYPE[row["topic"]]
-            payload = json.loads(row["state"])
-            world.apply(kind, payload["record_id"],
-                        LoggedEvent(event_type, payload["data"], row["position"]))
-        count += len(page)
+    with gc_paused():
+        for page in _event_pages(store, position, batch):
+            for row in page:
+                kind, event_type = _KIND_AND_TYPE[row["topic"]]
+                payload = json.loads(row["state"])
+                world.apply(kind, payload["record_id"],
+                            LoggedEvent(event_type, payload["data"], row["position"]))
+            count += len(page)
     return world, count
 
 
@@ -102,10 +104,12 @@ def _event_pages(store: LogStore, upto: int, page: int) -> Iterator[list[Any]]:
 
 def judge(world: World, firm_ids: Sequence[str], day: date) -> dict[str, FirmAnswer]:
     answers = {}
-    for firm_id in firm_ids:
-        findings = firm_findings(world, firm_id)
-        status, _, processing = residency_on(world, firm_id, findings, day)
-        answers[firm_id] = FirmAnswer(posture_on(firm_id, findings, day), status, processing)
+    with gc_paused():
+        for firm_id in firm_ids:
+            findings = firm_findings(world, firm_id)
+            status, _, processing = residency_on(world, firm_id, findings, day)
+            answers[firm_id] = FirmAnswer(posture_on(firm_id, findings, day), status,
+                                          processing)
     return answers
 
 

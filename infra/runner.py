@@ -20,6 +20,7 @@ import structlog
 from infra.bootstrap import Container
 from infra.checkpoints import Checkpointer
 from infra.findings_store import FindingsStore, TrackingConflictError
+from infra.gc_pause import gc_paused
 from infra.store import LogEntry
 from infra.webhooks import Dispatcher
 from projections.findings import PROJECTION_NAME, FindingsProjection, LogEvent, commits
@@ -65,7 +66,8 @@ class ProjectionRunner:
     def step(self) -> int:
         """Process one batch; returns how many events it took (0: caught up)."""
         if self.projection is None:
-            self.load()
+            with gc_paused():
+                self.load()
         assert self.projection is not None
         entries = self.store.entries(after=self.position, limit=self.batch_size)
         if not entries:
@@ -73,8 +75,10 @@ class ProjectionRunner:
         if len(entries) == self.batch_size:
             entries += self._rest_of_commit(entries[-1])
         try:
-            done = [self.projection.apply_commit(g) for g in commits(map(log_event, entries))]
-            self.findings.write(self.name, self.position, entries[-1].position, done)
+            with gc_paused():
+                done = [self.projection.apply_commit(g)
+                        for g in commits(map(log_event, entries))]
+                self.findings.write(self.name, self.position, entries[-1].position, done)
         except BaseException:
             self.projection = None  # memory ran ahead of the database: reload next time
             raise

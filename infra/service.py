@@ -4,7 +4,7 @@ records as of a valid date and as known at a record time."""
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -17,6 +17,7 @@ from domain.errors import LedgerError, RecordNotFoundError
 from domain.ids import record_uuid
 from domain.records import LoggedEvent, fold
 from infra.bootstrap import Container
+from infra.gc_pause import gc_paused
 from infra.seal import IdempotencyClaim, Seal, format_time
 from infra.store import LogEntry
 from infra.verify import Verification, verify_rows
@@ -65,6 +66,17 @@ class AppendService:
         """Stage and commit; `side_write(cursor, seals)` runs in the events' transaction.
 
         A batch is staged as drafts (the bulk path: same checks, no aggregate machinery)."""
+        with gc_paused() if batch else nullcontext():
+            return self._append(appends, batch, idempotency_key, fingerprint, side_write)
+
+    def _append(
+        self,
+        appends: Sequence[Append],
+        batch: bool,
+        idempotency_key: str | None,
+        fingerprint: str,
+        side_write: Callable[[Any, list[Seal]], None] | None,
+    ) -> Answer:
         for _ in range(MAX_ATTEMPTS):
             if idempotency_key is not None:
                 earlier = self.earlier_answer(idempotency_key, fingerprint)
