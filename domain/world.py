@@ -35,8 +35,6 @@ class World:
         self._by_kind: dict[str, dict[str, RecordState]] = defaultdict(dict)
         self._licences_by_holder: dict[str, set[str]] = defaultdict(set)
         self._subjects_by_firm: dict[str, set[SubjectRef]] = defaultdict(set)
-        self._subjects_by_dc: dict[str, set[SubjectRef]] = defaultdict(set)
-        self._subjects_by_chip: dict[str, set[SubjectRef]] = defaultdict(set)
         self._children: dict[str, set[str]] = defaultdict(set)
         self.regulation_stamp = 0  # moves on every regulation event: keys derived caches
         self.memo: dict[Any, Any] = {}
@@ -73,10 +71,6 @@ class World:
             ref = SubjectRef(kind, rid)
             if data.get(FIRM_FIELD[kind]):
                 self._subjects_by_firm[data[FIRM_FIELD[kind]]].add(ref)
-            if data.get("data_centre_id"):
-                self._subjects_by_dc[data["data_centre_id"]].add(ref)
-            if data.get("chip_model"):
-                self._subjects_by_chip[data["chip_model"]].add(ref)
 
     # reading ----------------------------------------------------------------------------------
 
@@ -124,9 +118,22 @@ class World:
         if kind == "firm":
             firms = {record_id, *self.descendants(record_id)}
             return {s for f in firms for s in self._subjects_by_firm.get(f, ())}
-        if kind == "data_centre":
-            return set(self._subjects_by_dc.get(record_id, ()))
-        return set(self._subjects_by_chip.get(record_id, ()))
+        field = "data_centre_id" if kind == "data_centre" else "chip_model"
+        return self._naming(field, record_id)
+
+    def _naming(self, field: str, value: str) -> set[SubjectRef]:
+        """Subjects whose facts name `value` in `field`, originally or in any change.
+
+        A scan, not an index: events on data centres and chip models are rare, and each one
+        makes every subject found here be judged again, which costs far more than finding
+        them; two indexes over every subject cost a million-event World about 70 MB."""
+        found = set()
+        for kind in SUBJECT_KINDS:
+            for rid, state in self._by_kind[kind].items():
+                if state.original.get(field) == value or any(
+                        c.fields.get(field) == value for c in state.changes):
+                    found.add(SubjectRef(kind, rid))
+        return found
 
     def _touched_by_regulation(self, regulation_id: str) -> set[SubjectRef]:
         state = self.get("regulation", regulation_id)
