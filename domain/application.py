@@ -13,7 +13,7 @@ from functools import cached_property
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import Recording, StoredEvent
 
 from domain.aggregates import AGGREGATES, Record
@@ -141,8 +141,7 @@ class Ledger(Application[UUID]):
         if staged.drafts and self.events_of is not None and targets:
             kinds = {record_uuid(a.kind, a.target_id): (a.kind, a.target_id) for a in appends}
             for originator_id, stored in self.events_of(targets).items():
-                staged.records[originator_id] = self._from_stored(
-                    staged, *kinds[originator_id], stored)
+                staged.records[originator_id] = DraftRecord.load(*kinds[originator_id], stored)
 
     def commit(self, staged: Staged, **save_kwargs: Any) -> list[Recording[UUID]]:
         """Store the staged events in one transaction. Drafts go straight to the recorder in
@@ -158,14 +157,6 @@ class Ledger(Application[UUID]):
         for draft in drafts:
             draft.pending_events.clear()
         return []
-
-    def _from_stored(self, staged: Staged, kind: str, record_id: str,
-                     stored: list[StoredEvent]) -> "Record | DraftRecord":
-        if staged.drafts:
-            return DraftRecord.load(kind, record_id, stored)
-        record: Record | None = project_aggregate(None, map(self.mapper.to_domain_event, stored))
-        assert record is not None
-        return record
 
     def _stage_one(self, staged: Staged, append: Append) -> Outcome:
         spec = ALL_KINDS[append.kind]
