@@ -20,6 +20,7 @@ from domain.application import Append
 from domain.errors import FieldProblem, InvalidRecordError
 from domain.ids import is_record_id
 from domain.kinds import BY_COLLECTION, KINDS, KindSpec, Role
+from infra.gc_pause import gc_paused
 from infra.group_commit import GroupCommitter
 from infra.service import Answer, request_fingerprint
 
@@ -197,11 +198,12 @@ async def append_batch(request: Request, _: Writer) -> JSONResponse:
         raise invalid([_err(("body",), f"at most {MAX_BATCH_LINES} lines a batch",
                             "batch_too_large")])
     appends, errors = [], []
-    for number, line in lines:
-        try:
-            appends.append(parse_batch_line(line, number))
-        except Problem as problem:
-            errors += problem.errors
+    with gc_paused():  # thousands of validated bodies that all live on: see infra.gc_pause
+        for number, line in lines:
+            try:
+                appends.append(parse_batch_line(line, number))
+            except Problem as problem:
+                errors += problem.errors
     if errors:
         raise invalid(errors)
     try:

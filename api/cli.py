@@ -29,6 +29,7 @@ from infra.checkpoints import (
     signing_key_path,
     verify_extends,
 )
+from infra.gc_pause import gc_paused
 from infra.keys import KeyRing, Role
 from infra.logging import configure_logging
 from infra.posture import Moment, PostureService
@@ -334,12 +335,13 @@ def import_(
         appends, problems = [], []
         with _progress() as progress:
             task = progress.add_task("validating", total=len(lines))
-            for number, line in lines:
-                try:
-                    appends.append(parse_batch_line(line, number))
-                except Problem as problem:
-                    problems += problem.errors
-                progress.advance(task)
+            with gc_paused():  # see infra.gc_pause
+                for number, line in lines:
+                    try:
+                        appends.append(parse_batch_line(line, number))
+                    except Problem as problem:
+                        problems += problem.errors
+                    progress.advance(task)
         if problems:
             for entry in problems[:20]:
                 err.print(f"line {entry['loc'][1]}: {entry['field']}: {entry['msg']}")

@@ -14,6 +14,7 @@ import psycopg
 
 from bench.synthetic import ledger
 from infra.bootstrap import bootstrap
+from infra.gc_pause import gc_paused
 from infra.service import AppendService
 from infra.settings import Settings
 
@@ -51,7 +52,8 @@ def ingest(url: str, events: int, batch: int = 10_000) -> tuple[int, float]:
     try:
         for start in range(0, len(lines), batch):
             chunk = lines[start:start + batch]
-            appends = [parse_batch_line(line, n) for n, line in enumerate(chunk, 1)]
+            with gc_paused():  # as the batch endpoint and `chipledger import` parse
+                appends = [parse_batch_line(line, n) for n, line in enumerate(chunk, 1)]
             done += int(service.append(appends, batch=True).body["appended"])
     finally:
         container.close()

@@ -30,6 +30,7 @@ from infra.bootstrap import Container
 from infra.bundle import BundleError, verify_bundle
 from infra.seal import format_time
 from infra.settings import Settings
+from tests.data import LEASE, WORLD
 from tests.test_integrity import run_sql
 
 Headers = dict[str, str]
@@ -777,3 +778,42 @@ def test_the_database_of_the_offline_checks_cannot_be_opened(tmp_path):
     assert not Path(UNREACHABLE.removeprefix("sqlite:///")).parent.exists()
 
 
+
+
+# --- 6. chipledger import ----------------------------------------------------------------------
+
+def world_file(path: Path, lines: list[Json]) -> Path:
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+class TestImport:
+    def test_import_appends_every_line_of_a_file_in_one_transaction(
+            self, settings, container, tmp_path):
+        # A file of the story's records, one batch line each.
+        lines = [{"type": collection, "body": body} for collection, body in WORLD]
+        path = world_file(tmp_path / "world.ndjson", lines)
+
+        # Imported through the bulk path: every line an event, positions in line order.
+        result = run_cli(settings, "import", str(path))
+        assert result.returncode == 0, result.stderr
+        assert f"imported {len(lines)} lines: {len(lines)} events (positions 1-{len(lines)})" \
+            in result.stdout
+        entries = container.store.entries(after=0, limit=100)
+        assert [e.record_id for e in entries] == [body["id"] for _, body in WORLD]
+
+        # Importing the same file again appends nothing: every create repeats its record.
+        again = run_cli(settings, "import", str(path))
+        assert again.returncode == 0, again.stderr
+        assert "no new events" in again.stdout
+
+    def test_a_file_with_one_refused_line_imports_nothing(self, settings, container, tmp_path):
+        # The third line names a firm no line creates.
+        lines = [{"type": collection, "body": body} for collection, body in WORLD[:2]]
+        lines.append({"type": "leases", "body": {**LEASE, "firm_id": "nobody"}})
+        path = world_file(tmp_path / "bad.ndjson", lines)
+
+        result = run_cli(settings, "import", str(path))
+        assert result.returncode == 1
+        assert "nothing imported" in result.stderr
+        assert container.store.head() is None
