@@ -21,6 +21,7 @@ from infra.bootstrap import Container
 from infra.checkpoints import Checkpointer
 from infra.findings_store import FindingsStore, TrackingConflictError
 from infra.gc_pause import gc_paused
+from infra.replay import replay_world
 from infra.store import LogEntry
 from infra.webhooks import Dispatcher
 from projections.findings import PROJECTION_NAME, FindingsProjection, LogEvent, commits
@@ -54,11 +55,8 @@ class ProjectionRunner:
     def load(self) -> None:
         """Rebuild the in-memory world up to the committed tracking position."""
         position = self.findings.tracking(self.name)
-        projection = FindingsProjection()
-        for entry in self.store.iter_entries():
-            if entry.position > position:
-                break
-            projection.replay(log_event(entry))
+        world, _ = replay_world(self.store, position)  # the replays' fold: one way to read it
+        projection = FindingsProjection(world)
         projection.restore(self.findings.open_findings(), self.findings.open_pieces())
         self.projection, self.position = projection, position
         log.info("projection_loaded", projection=self.name, position=position)

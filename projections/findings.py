@@ -75,8 +75,8 @@ def held(finding: Finding) -> Finding:
 
 
 class FindingsProjection:
-    def __init__(self) -> None:
-        self.world = World()
+    def __init__(self, world: World | None = None) -> None:
+        self.world = world if world is not None else World()
         self.open: dict[SubjectRef, dict[Finding, int]] = {}
         self.open_pieces: dict[SubjectRef, dict[ProcessingPiece, int]] = {}
 
