@@ -27,8 +27,9 @@ log = structlog.get_logger("chipledger.group_commit")
 
 @dataclass
 class _Request:
+    """A single append waiting for the shared writer (batches never queue: see submit)."""
+
     appends: Sequence[Append]
-    batch: bool
     key: str | None
     fingerprint: str
     done: threading.Event = field(default_factory=threading.Event)
@@ -74,7 +75,7 @@ class GroupCommitter:
         if self.thread is None or batch:
             return self.service.append(appends, batch=batch, idempotency_key=idempotency_key,
                                        fingerprint=fingerprint)
-        request = _Request(appends, batch, idempotency_key, fingerprint)
+        request = _Request(appends, idempotency_key, fingerprint)
         self.queue.put(request)
         request.done.wait()
         if request.error is not None:
@@ -144,7 +145,7 @@ class GroupCommitter:
                     request.resolve(earlier)
                     return None
             trial = self.service.ledger.stage(request.appends, base=shared)
-            status, build = self.service.prepare(trial, request.batch)
+            status, build = self.service.prepare(trial, batch=False)
         except LedgerError as error:
             request.resolve(error=error)
             return None
@@ -161,7 +162,7 @@ class GroupCommitter:
     def _alone(self, request: _Request) -> None:
         try:
             request.resolve(self.service.append(
-                request.appends, batch=request.batch, idempotency_key=request.key,
+                request.appends, idempotency_key=request.key,
                 fingerprint=request.fingerprint))
         except BaseException as error:
             request.resolve(error=error)

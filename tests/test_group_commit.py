@@ -88,7 +88,7 @@ class TestGroupCommit:
         from infra.group_commit import _Request
 
         group = GroupCommitter(AppendService(container))
-        first, second = _Request(firm(9), False, None, ""), _Request(firm(9), False, None, "")
+        first, second = _Request(firm(9), None, ""), _Request(firm(9), None, "")
         group._commit([first, second])
         assert first.answer is not None
         assert second.answer is not None
