@@ -266,8 +266,11 @@ def findings_for(world: World, subject: SubjectRef) -> list[Finding]:
     firm_id = state.original.get(FIRM_FIELD[subject.kind]) or ""
     findings: list[Finding] = []
     scratch = _Scratch(world)
+    reach = _lease_reach(world, state) if subject.kind == "lease" else None
     for regulation, pieces in rules_for(world, subject.kind):
         for piece in pieces:
+            if reach is not None and not reach.may_bind(piece.rule):  # type: ignore[arg-type]
+                continue
             findings += _judge_piece(scratch, state, firm_id, regulation, piece)
     return _merge(findings)
 
@@ -390,6 +393,56 @@ def _lease_cuts(world: World, lease: RecordState, firm_id: str) -> set[date]:
     if lease.diligence_from():
         cuts.add(lease.diligence_from())  # type: ignore[arg-type]
     return cuts
+
+
+@dataclass(frozen=True, slots=True)
+class _LeaseReach:
+    """Every value a lease's verdict can read, on any day, in any version of the lease and of
+    the records it names. A rule none of them can satisfy yields no verdict on any day, so
+    its pieces need no judging: most leases are outside most rules (another lessee country,
+    another chip), and this turns tens of judged days into one set test per rule."""
+
+    hq_countries: frozenset[str]
+    dc_countries: frozenset[str]
+    chips: tuple[tuple[str, dict[str, Any]], ...]  # (chip id, the chip's facts) per version
+    most_chips: int
+    purposes: frozenset[str]
+
+    def may_bind(self, rule: RemoteComputeAccessRule) -> bool:
+        if self.hq_countries.isdisjoint(rule.lessee_hq_countries):
+            return False
+        countries = self.dc_countries.difference(rule.exempt_dc_countries)
+        if rule.dc_countries is not None:
+            countries = countries.intersection(rule.dc_countries)
+        if not countries or self.most_chips < rule.min_chips:
+            return False
+        if rule.purposes is not None and self.purposes.isdisjoint(rule.purposes):
+            return False
+        return any(chip_matches(rule.chips, chip_id, facts) for chip_id, facts in self.chips)
+
+
+def _lease_reach(world: World, lease: RecordState) -> _LeaseReach:
+    versions = _versions(lease)
+    firms = {f for v in versions if (f := v.get("firm_id"))}
+    hq = {v.get("hq_country") for firm in firms for above in _chain_firms(world, firm)
+          for v in _versions(above)}
+    dcs = (world.get("data_centre", v.get("data_centre_id")) for v in versions)
+    countries = {c.get("country") for dc in dcs if dc is not None for c in _versions(dc)}
+    chips = []
+    for chip_id in {v.get("chip_model") for v in versions}:
+        chip = world.get("chip_model", chip_id)
+        if chip is not None and chip_id is not None:
+            chips += [(chip_id, facts) for facts in _versions(chip)]
+    return _LeaseReach(
+        frozenset(c for c in hq if c), frozenset(c for c in countries if c), tuple(chips),
+        max((v.get("chip_count") or 0 for v in versions), default=0),
+        frozenset(p for v in versions for p in v.get("purposes") or ()))
+
+
+def _versions(state: RecordState) -> list[dict[str, Any]]:
+    """The record's facts as they stand before its first change and from each change on:
+    every combination of values `facts_on` can return."""
+    return [state.original, *(state.facts_on(day) for day in state.change_dates())]
 
 
 def _judge_lease(scratch: _Scratch, lease: RecordState, regulation: RecordState,
