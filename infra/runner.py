@@ -7,11 +7,11 @@ PostgreSQL the runner sleeps on LISTEN/NOTIFY with a polling fallback, and only 
 an advisory lock works: another process takes over when it dies. On SQLite it polls.
 """
 
+import json
 import threading
 import zlib
 from collections.abc import Callable
 from contextlib import suppress
-from itertools import takewhile
 from typing import Any
 
 import psycopg
@@ -21,8 +21,9 @@ from infra.bootstrap import Container
 from infra.checkpoints import Checkpointer
 from infra.findings_store import FindingsStore, TrackingConflictError
 from infra.gc_pause import gc_paused
+from infra.replay import _KIND_AND_TYPE as KIND_AND_TYPE  # unify after the replay work
 from infra.replay import replay_world
-from infra.store import LogEntry
+from infra.store import LogStore, page_of_log
 from infra.webhooks import Dispatcher
 from projections.findings import PROJECTION_NAME, FindingsProjection, LogEvent, commits
 
@@ -31,10 +32,30 @@ log = structlog.get_logger("chipledger.runner")
 Progress = Callable[[int, int], None]
 
 
-def log_event(entry: LogEntry) -> LogEvent:
-    payload = entry.payload
-    return LogEvent(entry.position, entry.recorded_at, entry.kind, str(payload["record_id"]),
-                    entry.type, dict(payload["data"]))
+def read_events(store: LogStore, after: int, limit: int) -> list[LogEvent]:
+    """The next `limit` sealed events after a position, as the projection takes them: only
+    what it folds and groups by (no hashes, no ids), each state decoded once."""
+    d = store.dialect
+    with d.transaction(commit=False) as cursor:
+        cursor.execute(d.sql(page_of_log(d, "s.position, s.recorded_at, e.topic, e.state",
+                                         upto=False)), (after, limit))
+        rows = cursor.fetchall()
+    events = []
+    for row in rows:
+        kind, event_type = KIND_AND_TYPE[row["topic"]]
+        payload = json.loads(row["state"])
+        events.append(LogEvent(row["position"], d.from_db_time(row["recorded_at"]), kind,
+                               payload["record_id"], event_type, payload["data"]))
+    return events
+
+
+def commit_boundary(events: list[LogEvent], size: int) -> int | None:
+    """The first index at or past `size` where a new commit starts, if the events read
+    reach one: a batch never ends inside a commit."""
+    for i in range(max(size, 1), len(events)):
+        if events[i].recorded_at != events[i - 1].recorded_at:
+            return i
+    return None
 
 
 class ProjectionRunner:
@@ -49,6 +70,7 @@ class ProjectionRunner:
         self.poll_interval = poll_interval
         self.projection: FindingsProjection | None = None
         self.position = 0
+        self.ahead: list[LogEvent] = []  # read past the last batch, after `position`
 
     # one process's work -------------------------------------------------------------------------
 
@@ -64,35 +86,38 @@ class ProjectionRunner:
     def step(self) -> int:
         """Process one batch; returns how many events it took (0: caught up)."""
         if self.projection is None:
+            self.ahead = []
             with gc_paused():
                 self.load()
         assert self.projection is not None
-        entries = self.store.entries(after=self.position, limit=self.batch_size)
-        if not entries:
+        events = self._next_batch()
+        if not events:
             return 0
-        if len(entries) == self.batch_size:
-            entries += self._rest_of_commit(entries[-1])
         try:
             with gc_paused():
-                done = [self.projection.apply_commit(g)
-                        for g in commits(map(log_event, entries))]
-                self.findings.write(self.name, self.position, entries[-1].position, done)
+                done = [self.projection.apply_commit(g) for g in commits(events)]
+                self.findings.write(self.name, self.position, events[-1].position, done)
         except BaseException:
             self.projection = None  # memory ran ahead of the database: reload next time
             raise
-        self.position = entries[-1].position
-        return len(entries)
+        self.position = events[-1].position
+        return len(events)
 
-    def _rest_of_commit(self, last: LogEntry) -> list[LogEntry]:
-        """A batch never ends inside a commit: the events after `last` that share its
-        recorded_at come with it, so tracking and every row sit on a commit boundary."""
-        rest: list[LogEntry] = []
+    def _next_batch(self) -> list[LogEvent]:
+        """At least `batch_size` events ending on a commit boundary, or all up to the head.
+        Events read past the boundary are kept for the next batch, not read again."""
+        ahead = self.ahead
         while True:
-            page = self.store.entries(after=(rest or [last])[-1].position, limit=self.batch_size)
-            same = list(takewhile(lambda e: e.recorded_at == last.recorded_at, page))
-            rest += same
-            if len(same) < self.batch_size:
-                return rest
+            cut = commit_boundary(ahead, self.batch_size)
+            if cut is not None:
+                self.ahead = ahead[cut:]
+                return ahead[:cut]
+            page = read_events(self.store, ahead[-1].position if ahead else self.position,
+                               self.batch_size)
+            ahead = ahead + page
+            if len(page) < self.batch_size:  # the head: commits are visible whole
+                self.ahead = []
+                return ahead
 
     def catch_up(self, progress: Progress | None = None) -> int:
         head = self.store.head()

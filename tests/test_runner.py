@@ -1,12 +1,17 @@
 """The projection runner as a process would run it: in the background, one leader at a time."""
 
+import json
 import threading
 import time
 
 import pytest
 
+import infra.runner as runner_module
+from api.appends import parse_batch_line
+from domain.application import Append
 from infra.findings_store import FindingsStore
 from infra.runner import ProjectionRunner, Workers
+from infra.service import AppendService
 from tests.data import record_world
 
 
@@ -66,3 +71,43 @@ class TestRunnersFollowingTheLog:
         assert not workers.thread.is_alive()
         assert time.monotonic() - started < 5
         assert isinstance(workers.stop_event, threading.Event)
+
+
+class TestBatchesOfTheRunner:
+    def test_a_batch_ends_on_a_commit_and_no_event_is_read_twice(self, container, monkeypatch):
+        # Step 1: three commits of 3, 3 and 1 events.
+        service = AppendService(container)
+        for commit in _commits_of([3, 3, 1]):
+            service.append(commit, batch=True)
+        # Step 2: a runner with batches of 2 counts the events it reads.
+        read: list[int] = []
+        read_events = runner_module.read_events
+
+        def counting(store, after, limit):
+            page = read_events(store, after, limit)
+            read.extend(e.position for e in page)
+            return page
+
+        monkeypatch.setattr("infra.runner.read_events", counting)
+        runner = ProjectionRunner(container, batch_size=2)
+        taken = []
+        while size := runner.step():
+            taken.append(size)
+        # Step 3: the first batch ran to the end of its commit; the second, reaching the
+        # head, took the rest; every event was read once.
+        assert taken == [3, 4]
+        assert read == list(range(1, 8))
+        assert FindingsStore(container.store.dialect).tracking("findings") == 7
+
+
+def _commits_of(sizes: list[int]) -> list[list[Append]]:
+    """Commits of firms, `sizes[i]` firms in commit i."""
+    lines, n = [], 0
+    for size in sizes:
+        commit = []
+        for _ in range(size):
+            n += 1
+            body = {"id": f"firm-{n}", "name": f"Firm {n}", "hq_country": "SG"}
+            commit.append(parse_batch_line(json.dumps({"type": "firms", "body": body}), n))
+        lines.append(commit)
+    return lines
