@@ -63,6 +63,11 @@ class FindingsStore:
                           (name,))
         return int(rows[0]["position"]) if rows else 0
 
+    def last_announced(self) -> int:
+        """The position of the last commit with messages in the outbox (0: none)."""
+        rows = self._rows(f"SELECT max(position) AS p FROM {self.dialect.outbox_table}")
+        return int(rows[0]["p"] or 0) if rows else 0
+
     def open_findings(self) -> list[OpenFinding]:
         rows = self._rows(f"SELECT {_COLUMNS} FROM {self.table} "
                           "WHERE recorded_to_position IS NULL")

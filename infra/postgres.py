@@ -79,10 +79,12 @@ class PostgresDialect:
                     rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
+        # COPY, not INSERT ... unnest(arrays): psycopg builds arrays of parameters in Python,
+        # a COPY row in C; a rebuild writes a finding or more per event.
         names = ", ".join(name for name, _ in columns)
-        arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
-        cursor.execute(f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})",
-                       [list(column) for column in zip(*rows, strict=True)])
+        with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            for row in rows:
+                copy.write_row(row)
 
     def update_many(self, cursor: Cursor, table: str, assign: Columns, match: Columns,
                     rows: list[tuple[Any, ...]]) -> None:

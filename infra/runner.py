@@ -80,6 +80,7 @@ class ProjectionRunner:
         world, _ = replay_world(self.store, position)  # the replays' fold: one way to read it
         projection = FindingsProjection(world)
         projection.restore(self.findings.open_findings(), self.findings.open_pieces())
+        projection.announced_through = self.findings.last_announced()
         self.projection, self.position = projection, position
         log.info("projection_loaded", projection=self.name, position=position)
 

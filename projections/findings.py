@@ -79,6 +79,9 @@ class FindingsProjection:
         self.world = world if world is not None else World()
         self.open: dict[SubjectRef, dict[Finding, int]] = {}
         self.open_pieces: dict[SubjectRef, dict[ProcessingPiece, int]] = {}
+        # Commits up to here were announced when first projected; a rebuild does not
+        # announce them again (their messages are already in the outbox).
+        self.announced_through = 0
 
     def replay(self, event: LogEvent) -> None:
         """Fold an already-projected event into the world (on start-up, no rows written)."""
@@ -100,6 +103,7 @@ class FindingsProjection:
         for event in events:
             self.replay(event)
             commit.touched |= self.world.touched_by(event.kind, event.record_id)
+        announcing = last.position > self.announced_through
         before: dict[str, set[Finding]] = {}
         pieces: dict[str, list[tuple[ProcessingPiece, bool]]] = {}
         for ref in sorted(commit.touched):
@@ -108,9 +112,10 @@ class FindingsProjection:
             closed = [f for f in current if f not in fresh]
             kept = {f: p for f, p in current.items() if f in fresh}
             opened = sorted(fresh.keys() - kept.keys())
-            for firm in {f.firm_id for f in (*closed, *opened)}:
-                if firm not in before:
-                    before[firm] = self._open_of_firm(firm)
+            if announcing:
+                for firm in {f.firm_id for f in (*closed, *opened)}:
+                    if firm not in before:
+                        before[firm] = self._open_of_firm(firm)
             commit.closed += [OpenFinding(f, current[f]) for f in closed]
             commit.opened += sorted(fresh[f] for f in opened)
             # Subjects with no open finding (most shipments, say) keep no entry at all.
@@ -121,11 +126,12 @@ class FindingsProjection:
             if ref.kind == "processing_activity":
                 for piece, was_opened in self._recompute_pieces(ref, commit):
                     pieces.setdefault(piece.firm_id, []).append((piece, was_opened))
-        after = {firm: self._open_of_firm(firm) for firm in before}
-        listed = [{"position": e.position, "kind": e.kind, "record_id": e.record_id,
-                   "type": e.type} for e in events]
-        commit.messages = announce(last.position, last.recorded_at, listed, before, after,
-                                   pieces)
+        if announcing:
+            after = {firm: self._open_of_firm(firm) for firm in before}
+            listed = [{"position": e.position, "kind": e.kind, "record_id": e.record_id,
+                       "type": e.type} for e in events]
+            commit.messages = announce(last.position, last.recorded_at, listed, before, after,
+                                       pieces)
         return commit
 
     def _open_of_firm(self, firm_id: str) -> set[Finding]:

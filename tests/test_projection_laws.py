@@ -663,6 +663,24 @@ def test_the_lease_screen_both_skips_and_keeps_rules():
     assert outcomes[False] > 0, outcomes
 
 
+@settings(PURE, max_examples=60)
+@given(histories_in_commits(), st.data())
+def test_a_rebuild_announces_only_commits_after_the_last_announced_one(
+    batches: list[list[Line]], data: st.DataObject,
+):
+    """Projected again with the outbox holding messages up to some commit, the projection
+    writes the same rows for every commit, and the same messages for the later ones only."""
+    grouped = list(commits(as_log(batches)))
+    projection = FindingsProjection()
+    first = [projection.apply_commit(g) for g in grouped]
+    through = data.draw(st.sampled_from([0, *(c.position for c in first)]))
+    again = FindingsProjection()
+    again.announced_through = through
+    for before, after in zip(first, (again.apply_commit(g) for g in grouped), strict=True):
+        assert (after.opened, after.closed) == (before.opened, before.closed)
+        assert after.messages == (before.messages if before.position > through else [])
+
+
 def test_the_histories_are_not_vacuous():
     """Many histories drawn have findings, of every rule kind and every status, and every
     event type is drawn (a fixed, derandomized sample: this test cannot flicker)."""

@@ -41,9 +41,14 @@ class TestRunnersFollowingTheLog:
         # Step 3: what they wrote equals a rebuild from zero.
         incremental = store.findings(position=answer["position"])
         rows_before = store.open_findings()
+        outbox = f"SELECT * FROM {container.store.dialect.outbox_table} ORDER BY seq"
+        messages = store._rows(outbox)
+        assert store.last_announced() == answer["position"]
         ProjectionRunner(container).rebuild()
         assert store.findings(position=answer["position"]) == incremental
         assert sorted(map(repr, store.open_findings())) == sorted(map(repr, rows_before))
+        # Step 4: the rebuild announced nothing again.
+        assert store._rows(outbox) == messages
         assert any("1200 nvidia-h20" in f.explanation for f in incremental)
 
     def test_only_one_postgres_runner_leads(self, container, database_url):
