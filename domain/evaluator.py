@@ -266,13 +266,26 @@ def findings_for(world: World, subject: SubjectRef) -> list[Finding]:
     firm_id = state.original.get(FIRM_FIELD[subject.kind]) or ""
     findings: list[Finding] = []
     scratch = _Scratch(world)
-    reach = _lease_reach(world, state) if subject.kind == "lease" else None
+    may_bind = screen(world, state)
     for regulation, pieces in rules_for(world, subject.kind):
         for piece in pieces:
-            if reach is not None and not reach.may_bind(piece.rule):  # type: ignore[arg-type]
-                continue
-            findings += _judge_piece(scratch, state, firm_id, regulation, piece)
+            if may_bind(piece):
+                findings += _judge_piece(scratch, state, firm_id, regulation, piece)
     return _merge(findings)
+
+
+def screen(world: World, subject: RecordState) -> Callable[[RulePiece], bool]:
+    """Whether a rule piece can give the subject a verdict on any day. False only when no
+    value the subject (or a record it names) has in any version can satisfy the rule: most
+    subjects are outside most rules, and this spares judging them day by day."""
+    if subject.kind == "lease":
+        reach = _lease_reach(world, subject)
+        return lambda piece: reach.may_bind(piece.rule)  # type: ignore[arg-type]
+    if subject.kind == "processing_activity":
+        return _activity_screen(subject)
+    shipped_on = _d(subject.original["shipped_on"])
+    return lambda piece: piece.start <= shipped_on and (piece.end is None
+                                                        or shipped_on < piece.end)
 
 
 def _judge_piece(scratch: _Scratch, subject: RecordState, firm_id: str,
@@ -504,6 +517,25 @@ def _activity_cuts(world: World, activity: RecordState, firm_id: str) -> set[dat
         if dc is not None:
             cuts |= set(dc.change_dates())
     return cuts
+
+
+def _activity_screen(activity: RecordState) -> Callable[[RulePiece], bool]:
+    versions = _versions(activity)
+    countries = {c for v in versions for c in v.get("data_subject_countries") or ()}
+    sensitive = any(v.get("sensitive") for v in versions)
+    counts = [v.get("subject_count") for v in versions]
+    # An unknown count cannot prove the activity is under a threshold (see _judge_activity).
+    most: int | None = None if None in counts else max(c for c in counts if c is not None)
+
+    def may_bind(piece: RulePiece) -> bool:
+        rule = piece.rule
+        assert isinstance(rule, DataLocalisationRule)
+        return not (countries.isdisjoint(rule.data_subject_countries)
+                    or (rule.sensitive_only and not sensitive)
+                    or (rule.min_subjects is not None and most is not None
+                        and most < rule.min_subjects))
+
+    return may_bind
 
 
 def processed_in(world: World, facts: dict[str, Any], day: date) -> tuple[str | None,

@@ -48,17 +48,17 @@ from domain.evaluator import (
     Finding,
     ProcessingPiece,
     _judge_piece,
-    _lease_reach,
     _merge,
     _Scratch,
     findings_for,
     processing_pieces,
     rules_for,
+    screen,
 )
 from domain.kinds import KINDS, Role
 from domain.records import LoggedEvent, RecordState, check_event, check_state
 from domain.rules import RULE_KINDS
-from domain.world import SubjectRef, World
+from domain.world import FIRM_FIELD, SubjectRef, World
 from infra.bootstrap import Container, bootstrap
 from infra.findings_store import FindingsStore
 from infra.replay import ReplayService
@@ -627,40 +627,45 @@ def test_the_projection_after_every_commit_equals_a_fresh_evaluation_of_that_pre
 
 @settings(PURE, max_examples=150)
 @given(histories_in_commits())
-def test_screening_a_lease_by_its_reach_never_hides_a_verdict(batches: list[list[Line]]):
-    """A rule piece the lease's reach rules out would have judged no day at all: judging
-    every piece regardless gives exactly the findings `findings_for` gives."""
+def test_screening_a_subject_never_hides_a_verdict(batches: list[list[Line]]):
+    """A rule piece the screen rules out would have judged no day at all: judging every
+    piece regardless gives exactly the findings `findings_for` gives."""
     world = world_of(as_log(batches))
-    for state in world.of_kind("lease"):
-        reach = _lease_reach(world, state)
-        firm_id = state.original.get("firm_id") or ""
+    for ref in world.subjects():
+        state = world.get(ref.kind, ref.record_id)
+        assert state is not None
+        may_bind = screen(world, state)
+        firm_id = state.original.get(FIRM_FIELD[ref.kind]) or ""
         scratch, unscreened = _Scratch(world), []
-        for regulation, pieces in rules_for(world, "lease"):
+        for regulation, pieces in rules_for(world, ref.kind):
             for piece in pieces:
                 judged = _judge_piece(scratch, state, firm_id, regulation, piece)
-                if not reach.may_bind(piece.rule):  # type: ignore[arg-type]
-                    assert judged == [], (state.record_id, regulation.record_id, piece)
+                if not may_bind(piece):
+                    assert judged == [], (ref, regulation.record_id, piece)
                 unscreened += judged
-        assert findings_for(world, SubjectRef("lease", state.record_id)) == _merge(unscreened)
+        assert findings_for(world, ref) == _merge(unscreened), ref
 
 
-def test_the_lease_screen_both_skips_and_keeps_rules():
-    """On a fixed sample, the screen rules some pieces out and lets others through (so the
-    law above is not vacuous either way)."""
-    outcomes: Counter[bool] = Counter()
+def test_the_screen_both_skips_and_keeps_rules():
+    """On a fixed sample, the screen rules pieces out and lets others through for every
+    kind of subject (so the law above is not vacuous either way)."""
+    outcomes: Counter[tuple[str, bool]] = Counter()
 
     @settings(max_examples=60, deadline=None, database=None, derandomize=True)
     @given(histories_in_commits())
     def collect(batches: list[list[Line]]) -> None:
         world = world_of(as_log(batches))
-        for state in world.of_kind("lease"):
-            reach = _lease_reach(world, state)
-            outcomes.update(reach.may_bind(piece.rule)  # type: ignore[arg-type]
-                            for _, pieces in rules_for(world, "lease") for piece in pieces)
+        for ref in world.subjects():
+            state = world.get(ref.kind, ref.record_id)
+            assert state is not None
+            may_bind = screen(world, state)
+            outcomes.update((ref.kind, may_bind(piece))
+                            for _, pieces in rules_for(world, ref.kind) for piece in pieces)
 
     collect()
-    assert outcomes[True] > 0, outcomes
-    assert outcomes[False] > 0, outcomes
+    for kind in ("lease", "shipment", "processing_activity"):
+        assert outcomes[(kind, True)] > 0, outcomes
+        assert outcomes[(kind, False)] > 0, outcomes
 
 
 @settings(PURE, max_examples=60)

@@ -846,6 +846,26 @@ def test_an_unknown_subject_count_cannot_prove_the_activity_is_under_min_subject
         ("pipl", "2025-06-01", None, V)]
 
 
+def test_an_unknown_count_before_a_small_one_still_counts_for_min_subjects():
+    # Step 1: an activity of unknown size, later counted under the threshold.
+    book = base()
+    book.regulation("pipl", local_rule(min_subjects=10000), "2025-01-01", authority="CN-CAC")
+    book.activity("a1")
+    book.change_activity("a1", "2025-08-01", subject_count=500)
+    # Step 2: the rule binds while the count is unknown, and not after.
+    assert book.spans("processing_activity", "a1") == [("pipl", "2025-06-01", "2025-08-01", V)]
+
+
+def test_a_lease_amended_into_a_rule_is_judged_from_the_amendment():
+    # Step 1: a lease too small for the rule, amended to a size it catches.
+    book = base()
+    book.regulation("remote", remote_rule(min_chips=1000), "2025-01-01")
+    book.lease("l1", count=10)
+    book.amend_lease("l1", "2025-06-01", chip_count=4096)
+    # Step 2: only the amended span has a finding.
+    assert [s[1:3] for s in book.spans("lease", "l1")] == [("2025-06-01", None)]
+
+
 def test_an_activitys_finding_runs_through_its_inclusive_ends_on():
     assert activity_spans(local_rule(), ends_on="2025-06-30") == [
         ("pipl", "2025-06-01", "2025-07-01", V)]
