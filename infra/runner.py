@@ -11,6 +11,7 @@ import json
 import threading
 import zlib
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from typing import Any
 
@@ -25,7 +26,13 @@ from infra.replay import _KIND_AND_TYPE as KIND_AND_TYPE  # unify after the repl
 from infra.replay import replay_world
 from infra.store import LogStore, page_of_log
 from infra.webhooks import Dispatcher
-from projections.findings import PROJECTION_NAME, FindingsProjection, LogEvent, commits
+from projections.findings import (
+    PROJECTION_NAME,
+    Commit,
+    FindingsProjection,
+    LogEvent,
+    commits,
+)
 
 log = structlog.get_logger("chipledger.runner")
 
@@ -71,6 +78,8 @@ class ProjectionRunner:
         self.projection: FindingsProjection | None = None
         self.position = 0
         self.ahead: list[LogEvent] = []  # read past the last batch, after `position`
+        self.writer: ThreadPoolExecutor | None = None
+        self.writing: Future[None] | None = None  # the last batch's write, if not settled
 
     # one process's work -------------------------------------------------------------------------
 
@@ -85,24 +94,64 @@ class ProjectionRunner:
         log.info("projection_loaded", projection=self.name, position=position)
 
     def step(self) -> int:
-        """Process one batch; returns how many events it took (0: caught up)."""
+        """Process one batch; returns how many events it took (0: caught up, and every
+        batch taken is committed).
+
+        A batch's rows are written in a thread while the next batch is computed: the write
+        is mostly waiting on the database, the computing is Python. Each write waits for the
+        one before it, so batches still commit in order, one transaction each; when one
+        fails, the batches computed after it are dropped with the memory, which reloads."""
         if self.projection is None:
             self.ahead = []
             with gc_paused():
                 self.load()
         assert self.projection is not None
-        events = self._next_batch()
-        if not events:
-            return 0
+        events = self._next_batch()  # a failed read leaves the memory as it was
         try:
+            if not events:
+                self._settle()
+                return 0
             with gc_paused():
                 done = [self.projection.apply_commit(g) for g in commits(events)]
-                self.findings.write(self.name, self.position, events[-1].position, done)
+            self._settle()
+            self.writing = self._writer().submit(self._write, self.position,
+                                                 events[-1].position, done)
         except BaseException:
-            self.projection = None  # memory ran ahead of the database: reload next time
+            self._drop()
             raise
         self.position = events[-1].position
         return len(events)
+
+    def _write(self, seen: int, reached: int, done: list[Commit]) -> None:
+        with gc_paused():
+            self.findings.write(self.name, seen, reached, done)
+
+    def _writer(self) -> ThreadPoolExecutor:
+        if self.writer is None:
+            self.writer = ThreadPoolExecutor(1, thread_name_prefix="projection-writer")
+        return self.writer
+
+    def _settle(self) -> None:
+        """Wait for the batch being written; its error, if any, is raised here."""
+        writing, self.writing = self.writing, None
+        if writing is not None:
+            writing.result()
+
+    def _drop(self) -> None:
+        """Memory ran ahead of the database: wait out any write, reload next time."""
+        with suppress(BaseException):
+            self._settle()
+        self.projection = None
+
+    def close(self) -> None:
+        """Settle the last write and stop the writer thread (the memory is dropped)."""
+        self._drop()
+        self._stop_writer()
+
+    def _stop_writer(self) -> None:
+        if self.writer is not None:
+            self.writer.shutdown()
+            self.writer = None
 
     def _next_batch(self) -> list[LogEvent]:
         """At least `batch_size` events ending on a commit boundary, or all up to the head.
@@ -123,15 +172,18 @@ class ProjectionRunner:
     def catch_up(self, progress: Progress | None = None) -> int:
         head = self.store.head()
         target = head.position if head else 0
-        while self.step():
-            if progress:
-                progress(self.position, target)
+        try:
+            while self.step():
+                if progress:
+                    progress(self.position, target)
+        finally:
+            self._stop_writer()  # idle until the next catch-up: no thread left behind
         return self.position
 
     def rebuild(self, progress: Progress | None = None) -> int:
         """Drop the read model and build it again from position 0."""
+        self._drop()
         self.findings.clear(self.name)
-        self.projection = None
         return self.catch_up(progress)
 
     # running for ever ---------------------------------------------------------------------------
@@ -158,6 +210,7 @@ class ProjectionRunner:
                 waiter.wait(stop)
         finally:
             waiter.close()
+            self.close()
 
 
 class _PollingWaiter:

@@ -116,3 +116,35 @@ def _commits_of(sizes: list[int]) -> list[list[Append]]:
             commit.append(parse_batch_line(json.dumps({"type": "firms", "body": body}), n))
         lines.append(commit)
     return lines
+
+
+class TestWritingBehindTheComputing:
+    def test_a_failed_write_drops_what_was_computed_after_it_and_the_runner_recovers(
+        self, container
+    ):
+        # Step 1: four commits, and a runner whose second batch write fails once.
+        service = AppendService(container)
+        for commit in _commits_of([2, 2, 2, 2]):
+            service.append(commit, batch=True)
+        runner = ProjectionRunner(container, batch_size=2)
+        store = FindingsStore(container.store.dialect)
+        writes = 0
+        write = runner.findings.write
+
+        def failing_once(*args, **kwargs):
+            nonlocal writes
+            writes += 1
+            if writes == 2:
+                raise RuntimeError("the database went away")
+            return write(*args, **kwargs)
+
+        runner.findings.write = failing_once  # type: ignore[method-assign]
+        # Step 2: the failure surfaces from the catch-up, with only the first batch committed.
+        with pytest.raises(RuntimeError, match="went away"):
+            runner.catch_up()
+        assert store.tracking("findings") == 2
+        assert runner.projection is None
+        # Step 3: the same runner reloads from what was committed and finishes the log.
+        assert runner.catch_up() == 8
+        assert store.tracking("findings") == 8
+        assert store.last_announced() == 8
