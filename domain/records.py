@@ -52,8 +52,13 @@ class RecordState:
         return self.spec.kind
 
     def apply(self, event: LoggedEvent) -> None:
-        role = self.spec.role_of(event.type)
-        data = dict(event.data)
+        self.take(event.type, dict(event.data), event.position)
+
+    def take(self, event_type: str, data: Facts, position: int | None) -> None:
+        """Fold in an event whose data is the record's to keep and change: a dict no one else
+        holds. A world folding a whole log builds each one fresh, so copying it again (as
+        `apply` must) would be pure cost."""
+        role = self.spec.role_of(event_type)
         if role is Role.CREATE:
             # One dict for both until a correction replaces `original` with a new one.
             self.created = data
@@ -70,8 +75,8 @@ class RecordState:
         else:
             self.diligence = (*self.diligence, data)
         self.version += 1
-        if event.position is not None:
-            self.positions = (*self.positions, event.position)
+        if position is not None:
+            self.positions = (*self.positions, position)
 
     def facts_on(self, day: date) -> Facts:
         """The record's fields on `day`: the corrected original, then every change in force."""

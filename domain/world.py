@@ -6,7 +6,7 @@ log; tests build one by hand. What an event touches (architecture.md's table) is
 
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,20 +44,28 @@ class World:
     def apply(self, kind: str, record_id: str, event: LoggedEvent) -> RecordState | None:
         """Fold an event in; events of records the evaluator never reads (webhook endpoints)
         only move the position."""
-        if event.position is not None:
-            self.position = max(self.position, event.position)
-        if kind not in KINDS:
+        return self.fold(kind, record_id, event.type, event.data, event.position)
+
+    def fold(self, kind: str, record_id: str, event_type: str, data: Mapping[str, Any],
+             position: int | None) -> RecordState | None:
+        """`apply`, for a caller that has the event's parts but no LoggedEvent: a replay
+        would build one per event only for this to take it apart."""
+        if position is not None and position > self.position:
+            self.position = position
+        spec = KINDS.get(kind)
+        if spec is None:
             return None
-        event = LoggedEvent(event.type, _compact(event.data), event.position)
-        record_id = sys.intern(record_id)
-        state = self._by_kind[kind].get(record_id)
+        records = self._by_kind[kind]
+        state = records.get(record_id)
         if state is None:
-            state = RecordState(KINDS[kind], record_id)
-            self._by_kind[kind][record_id] = state
-        state.apply(event)
+            record_id = sys.intern(record_id)
+            state = records[record_id] = RecordState(spec, record_id)
+        # a fresh dict, whatever mapping came in: the record keeps it without another copy
+        owned = _compact(data if type(data) is dict else dict(data))
+        self._index(state, owned)  # before take(), which may pop fields from it
+        state.take(event_type, owned, position)
         if kind == "regulation":
             self.regulation_stamp += 1
-        self._index(state, event.data)
         return state
 
     def _index(self, state: RecordState, data: Any) -> None:
