@@ -6,7 +6,7 @@ log; tests build one by hand. What an event touches (architecture.md's table) is
 
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,9 @@ SUBJECT_KIND_OF_RULE = {
 }
 FIRM_FIELD = {"lease": "firm_id", "shipment": "consignee_firm_id",
               "processing_activity": "firm_id"}
+# The one field of each kind the world keeps an index of (subjects by firm, licences by holder,
+# firms by parent), so an event costs one lookup to find what it names.
+_INDEXED_FIELD = {**FIRM_FIELD, "licence": "holder_firm_id", "firm": "parent_firm_id"}
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -44,33 +47,48 @@ class World:
     def apply(self, kind: str, record_id: str, event: LoggedEvent) -> RecordState | None:
         """Fold an event in; events of records the evaluator never reads (webhook endpoints)
         only move the position."""
-        if event.position is not None:
-            self.position = max(self.position, event.position)
-        if kind not in KINDS:
+        return self._fold(kind, record_id, event.type, event.data, event.position, _compacted)
+
+    def fold(self, kind: str, record_id: str, event_type: str, data: dict[str, Any],
+             position: int | None) -> RecordState | None:
+        """`apply` for an event given as parts, whose data is a dict just decoded: the world's
+        to keep and change. A replay would build a LoggedEvent per event only for this to take
+        it apart, and a compacted copy of each dict cost it a tenth of its time, so the values
+        are shared in place and the keys kept as they come: the decoder must share them
+        across events, as orjson does (json.loads shares keys only within one call)."""
+        return self._fold(kind, record_id, event_type, data, position, _share_values)
+
+    def _fold(self, kind: str, record_id: str, event_type: str, data: Any, position: int | None,
+              share: Callable[[Any], dict[str, Any]]) -> RecordState | None:
+        if position is not None and position > self.position:
+            self.position = position
+        spec = KINDS.get(kind)
+        if spec is None:
             return None
-        event = LoggedEvent(event.type, _compact(event.data), event.position)
-        record_id = sys.intern(record_id)
-        state = self._by_kind[kind].get(record_id)
+        records = self._by_kind[kind]
+        state = records.get(record_id)
         if state is None:
-            state = RecordState(KINDS[kind], record_id)
-            self._by_kind[kind][record_id] = state
-        state.apply(event)
+            record_id = sys.intern(record_id)
+            state = records[record_id] = RecordState(spec, record_id)
+        owned = share(data)  # the record keeps it without another copy
+        self._index(kind, state.record_id, owned)  # before take(), which may pop fields
+        state.take(event_type, owned, position)
         if kind == "regulation":
             self.regulation_stamp += 1
-        self._index(state, event.data)
         return state
 
-    def _index(self, state: RecordState, data: Any) -> None:
+    def _index(self, kind: str, record_id: str, data: Mapping[str, Any]) -> None:
         """Index every value a record has ever named: over-reaching only costs a recompute."""
-        kind, rid = state.kind, state.record_id
-        if kind == "licence" and data.get("holder_firm_id"):
-            self._licences_by_holder[data["holder_firm_id"]].add(rid)
-        elif kind == "firm" and data.get("parent_firm_id"):
-            self._children[data["parent_firm_id"]].add(rid)
-        elif kind in SUBJECT_KINDS:
-            ref = SubjectRef(kind, rid)
-            if data.get(FIRM_FIELD[kind]):
-                self._subjects_by_firm[data[FIRM_FIELD[kind]]].add(ref)
+        field = _INDEXED_FIELD.get(kind)
+        value = data.get(field) if field is not None else None
+        if not value:
+            return
+        if kind == "licence":
+            self._licences_by_holder[value].add(record_id)
+        elif kind == "firm":
+            self._children[value].add(record_id)
+        else:
+            self._subjects_by_firm[value].add(SubjectRef(kind, record_id))
 
     # reading ----------------------------------------------------------------------------------
 
@@ -143,6 +161,27 @@ class World:
                                                       for c in state.changes]
         kinds = {SUBJECT_KIND_OF_RULE[r["kind"]] for r in rules if r.get("kind")}
         return {SubjectRef(k, rid) for k in kinds for rid in self._by_kind[k]}
+
+
+def _compacted(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A compacted copy, whatever mapping came in."""
+    copy: dict[str, Any] = _compact(data if type(data) is dict else dict(data))
+    return copy
+
+
+def _share_values(data: dict[str, Any]) -> dict[str, Any]:
+    """_compact's sharing of strings, done in place on the values (keys untouched) and on
+    the items of lists (a list built by a comprehension takes a third more room)."""
+    for key, value in data.items():  # replacing values leaves the iteration valid
+        kind = type(value)
+        if kind is str:
+            data[key] = sys.intern(value)
+        elif kind is list:
+            for n, item in enumerate(value):
+                value[n] = sys.intern(item) if type(item) is str else _compact(item)
+        elif kind is dict:
+            data[key] = _compact(value)
+    return data
 
 
 def _compact(value: Any) -> Any:

@@ -45,6 +45,8 @@ ATTEMPTS = "chipledger_webhook_attempts"
 
 # (name, PostgreSQL type) of each column a set-based write names.
 Columns = tuple[tuple[str, str], ...]
+# (position, topic, state) of a sealed event: what folding the log reads.
+StateRow = tuple[int, str, bytes]
 
 
 class Cursor(Protocol):
@@ -424,6 +426,69 @@ class LogStore:
     def _on_postgres(self) -> bool:  # cached: canonical_time asks once per commit read
         return isinstance(getattr(self.dialect, "datastore", None), PostgresDatastore)
 
+    # Replay's read path ------------------------------------------------------------------------
+
+    def iter_states(self, *, upto: int, page: int = 20_000) -> Iterator[Iterable[StateRow]]:
+        """(position, topic, state) of every sealed event up to a position, in log order, a
+        page at a time: all that folding a World reads. On PostgreSQL the next page is read
+        while the caller folds this one."""
+        if self._on_postgres:
+            return _read_ahead(self._postgres_state_pages(upto, page))
+        return self._sqlite_state_pages(upto, page)
+
+    def _postgres_state_pages(
+        self, upto: int, page: int
+    ) -> Generator[Iterable[StateRow], None, None]:
+        """Seals by position, then their events by one range of ids, as in
+        _postgres_chain_pages; read in binary, so each state arrives as the stored bytes."""
+        d = self.dialect
+        # No upper bound in the WHERE clause, only in the LIMIT: with one, PostgreSQL
+        # (without statistics) scanned and sorted every later seal for each page.
+        seals = (f"SELECT position, notification_id FROM {d.seals_table} "
+                 "WHERE position > %s ORDER BY position LIMIT %s")
+        events = (f"SELECT {d.events_id}, topic, state FROM {d.events_table} "
+                  f"WHERE {d.events_id} BETWEEN %s AND %s")
+        joined = (f"SELECT s.position, e.topic, e.state FROM {d.seals_table} s "
+                  f"JOIN {d.events_table} e ON e.{d.events_id} = s.notification_id "
+                  "WHERE s.position > %s AND s.position <= %s ORDER BY s.position")
+        after = 0
+        while after < upto:
+            limit = min(page, upto - after)  # positions are integers: no more than this fit
+            with d.transaction(commit=False) as cursor:
+                plain = _tuple_cursor(cursor)
+                sealed = plain.execute(seals, (after, limit), binary=True).fetchall()
+                ended = len(sealed) < limit or (bool(sealed) and sealed[-1][0] >= upto)
+                if sealed and sealed[-1][0] > upto:  # gaps in the log: stop at `upto`
+                    sealed = [s for s in sealed if s[0] <= upto]
+                if not sealed:
+                    return
+                found = _events_in_step(plain, events, list(map(itemgetter(1), sealed)))
+                rows: Iterable[StateRow]
+                if found is not None:
+                    rows = zip(map(itemgetter(0), sealed), map(itemgetter(1), found),
+                               map(itemgetter(2), found), strict=True)
+                else:
+                    rows = plain.execute(joined, (after, sealed[-1][0]), binary=True).fetchall()
+            yield rows
+            if ended:
+                return
+            after = sealed[-1][0]
+
+    def _sqlite_state_pages(self, upto: int, page: int) -> Iterator[list[StateRow]]:
+        d = self.dialect
+        statement = d.sql(page_of_log(d, "s.position, e.topic, e.state", upto=True))
+        after = 0
+        while after < upto:
+            with d.transaction(commit=False) as cursor:
+                if isinstance(cursor, sqlite3.Cursor):
+                    cursor = cursor.connection.cursor()
+                    cursor.row_factory = None  # tuples, not sqlite3.Row
+                rows: list[StateRow] = cursor.execute(statement, (after, upto, page)).fetchall()
+            if not rows:
+                return
+            yield rows
+            after = rows[-1][0]
+
     def _postgres_chain_pages(
         self, after: int, page: int
     ) -> Generator[Iterable[ChainRow], None, None]:
@@ -436,34 +501,27 @@ class LogStore:
         )
         seals = (f"SELECT {seal_columns} FROM {d.seals_table} s "
                  "WHERE s.position > %s ORDER BY s.position LIMIT %s")
-        # no ORDER BY: without statistics PostgreSQL sorts the range on disk; heap order is
-        # id order in an append-only table, and a page that is not gets sorted here
         events = (f"SELECT {d.events_id}, topic, state FROM {d.events_table} "
                   f"WHERE {d.events_id} BETWEEN %s AND %s")
         joined = (f"SELECT {seal_columns}, e.topic, e.state FROM {d.seals_table} s "
                   f"JOIN {d.events_table} e ON e.{d.events_id} = s.notification_id "
                   "WHERE s.position > %s AND s.position <= %s ORDER BY s.position")
-        by_id = itemgetter(0)
         while True:
             with d.transaction(commit=False) as cursor:
-                assert isinstance(cursor, psycopg.Cursor)
-                plain = cursor.connection.cursor(row_factory=tuple_row)
+                plain = _tuple_cursor(cursor)
                 # binary, with the time left as its 8 bytes: building a zoned datetime per row
                 # costs more than the rest of the row; canonical_time does it once per commit
                 plain.adapters.register_loader("timestamptz", ByteaBinaryLoader)
                 sealed = plain.execute(seals, (after, page), binary=True).fetchall()
                 if not sealed:
                     return
-                last, ids = sealed[-1][0], list(map(itemgetter(4), sealed))
-                rows: Iterable[ChainRow] | None = None
-                if max(ids) - min(ids) < 2 * len(ids):  # ids follow positions: one range scan
-                    found = plain.execute(events, (min(ids), max(ids)), binary=True).fetchall()
-                    if list(map(by_id, found)) != ids:
-                        found.sort(key=by_id)
-                    if list(map(by_id, found)) == ids:  # each seal's event, in order
-                        # lazily: zip reuses its pair when the caller unpacks it
-                        rows = zip(sealed, found, strict=True)
-                if rows is None:  # out of step (or rows gone): the join says what pairs up
+                last = sealed[-1][0]
+                found = _events_in_step(plain, events, list(map(itemgetter(4), sealed)))
+                rows: Iterable[ChainRow]
+                if found is not None:
+                    # lazily: zip reuses its pair when the caller unpacks it
+                    rows = zip(sealed, found, strict=True)
+                else:  # out of step (or rows gone): the join says what pairs up
                     rows = [((p, t, o, v, n, ph, h), (n, topic, state)) for p, t, o, v, n, ph, h,
                             topic, state in plain.execute(joined, (after, last), binary=True)]
             yield rows
@@ -500,6 +558,30 @@ class LogStore:
             if len(rows) < page:
                 return
             after = rows[-1][0][0]
+
+
+def _tuple_cursor(cursor: Cursor) -> "psycopg.Cursor[tuple[Any, ...]]":
+    """A cursor on the same connection (and transaction) giving plain tuples."""
+    assert isinstance(cursor, psycopg.Cursor)
+    return cursor.connection.cursor(row_factory=tuple_row)
+
+
+def _events_in_step(
+    cursor: "psycopg.Cursor[tuple[Any, ...]]", statement: str, ids: list[int]
+) -> list[tuple[Any, ...]] | None:
+    """The rows `statement` reads for a range of notification ids (id first), one for each
+    of `ids` in their order; None when the ids are not nearly a range or the rows do not
+    pair up, for the caller's join to say what does. A range scan and a pairing in order
+    cost several times less than a join, which walks an index per row."""
+    if max(ids) - min(ids) >= 2 * len(ids):
+        return None
+    by_id = itemgetter(0)
+    # no ORDER BY: without statistics PostgreSQL sorts the range on disk; heap order is id
+    # order in an append-only table, and a page that is not gets sorted here
+    found = cursor.execute(statement, (min(ids), max(ids)), binary=True).fetchall()
+    if list(map(by_id, found)) != ids:
+        found.sort(key=by_id)
+    return found if list(map(by_id, found)) == ids else None
 
 
 def _binary_loader(type_name: str) -> Loader:
