@@ -77,7 +77,7 @@ def replay_world(store: LogStore, position: int, batch: int = 20_000) -> tuple[W
     with gc_paused():
         for page in store.iter_states(upto=position, page=batch):
             for at, topic, state in page:
-                kind, event_type = _KIND_AND_TYPE[topic]
+                kind, event_type = KIND_AND_TYPE[topic]
                 payload = decode_state(state)
                 fold(kind, payload["record_id"], event_type, payload["data"], at)
                 count += 1
@@ -102,7 +102,7 @@ _LONG_RUN = b"0" * 19  # any integer of 18 digits or fewer fits in 64 bits
 
 
 # topic -> (record kind, event type), so no event needs its class or its kind table looked up
-_KIND_AND_TYPE = {topic: (KIND_BY_EVENT_TYPE[name].kind, name)
+KIND_AND_TYPE = {topic: (KIND_BY_EVENT_TYPE[name].kind, name)
                   for topic, name in TOPIC_TO_TYPE.items()}
 
 

@@ -7,7 +7,6 @@ PostgreSQL the runner sleeps on LISTEN/NOTIFY with a polling fallback, and only 
 an advisory lock works: another process takes over when it dies. On SQLite it polls.
 """
 
-import json
 import threading
 import zlib
 from collections.abc import Callable
@@ -22,8 +21,7 @@ from infra.bootstrap import Container
 from infra.checkpoints import Checkpointer
 from infra.findings_store import FindingsStore, TrackingConflictError
 from infra.gc_pause import gc_paused
-from infra.replay import _KIND_AND_TYPE as KIND_AND_TYPE  # unify after the replay work
-from infra.replay import replay_world
+from infra.replay import KIND_AND_TYPE, decode_state, replay_world
 from infra.store import LogStore, page_of_log
 from infra.webhooks import Dispatcher
 from projections.findings import (
@@ -50,7 +48,7 @@ def read_events(store: LogStore, after: int, limit: int) -> list[LogEvent]:
     events = []
     for row in rows:
         kind, event_type = KIND_AND_TYPE[row["topic"]]
-        payload = json.loads(row["state"])
+        payload = decode_state(row["state"])
         events.append(LogEvent(row["position"], d.from_db_time(row["recorded_at"]), kind,
                                payload["record_id"], event_type, payload["data"]))
     return events
@@ -112,7 +110,7 @@ class ProjectionRunner:
                 self._settle()
                 return 0
             with gc_paused():
-                done = [self.projection.apply_commit(g) for g in commits(events)]
+                done = [self.projection.apply_commit(g, owned=True) for g in commits(events)]
             self._settle()
             self.writing = self._writer().submit(self._write, self.position,
                                                  events[-1].position, done)

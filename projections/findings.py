@@ -97,11 +97,18 @@ class FindingsProjection:
             ref = SubjectRef("processing_activity", piece.piece.activity_id)
             self.open_pieces.setdefault(ref, {})[piece.piece] = piece.recorded_from_position
 
-    def apply_commit(self, events: list[LogEvent]) -> Commit:
+    def apply_commit(self, events: list[LogEvent], *, owned: bool = False) -> Commit:
+        """Fold one commit's events in and say which rows it closes and opens. `owned`: the
+        events' data dicts are this projection's to keep and change (freshly decoded), so
+        the world takes them without copying."""
         last = events[-1]
         commit = Commit(last.position, last.recorded_at)
         for event in events:
-            self.replay(event)
+            if owned:
+                self.world.fold(event.kind, event.record_id, event.type, event.data,
+                                event.position)
+            else:
+                self.replay(event)
             commit.touched |= self.world.touched_by(event.kind, event.record_id)
         announcing = last.position > self.announced_through
         before: dict[str, set[Finding]] = {}
