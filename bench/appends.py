@@ -49,11 +49,13 @@ def _free_port() -> int:
 def chipledger_rate(url: str, clients: int, seconds: float) -> tuple[float, float]:
     """Appends per second over HTTP, and the p99 latency in ms, against a real server.
 
+    Auth is on, as users run it: every request carries a writer's API key.
     The clients are bench.loadgen in a process of its own: raw keep-alive HTTP/1.1 on one
     asyncio loop, so the load generator takes little of the CPU the server and PostgreSQL
     share (httpx took about a millisecond a request). Every answer must be a 201."""
     port = _free_port()
-    env = {**os.environ, "CHIPLEDGER_DATABASE_URL": url, "CHIPLEDGER_AUTH": "disabled",
+    key = _writer_key(url)
+    env = {**os.environ, "CHIPLEDGER_DATABASE_URL": url, "CHIPLEDGER_AUTH": "enabled",
            "CHIPLEDGER_LOG_LEVEL": "warning", "CHIPLEDGER_POSTGRES_POOL_SIZE": "10"}
     chipledger = str(Path(sys.executable).parent / "chipledger")
     server = subprocess.Popen([chipledger, "serve", "--port", str(port), "--no-workers"],
@@ -64,7 +66,7 @@ def chipledger_rate(url: str, clients: int, seconds: float) -> tuple[float, floa
         _wait_ready(base)
         done = subprocess.run(
             [sys.executable, "-m", "bench.loadgen", "--port", str(port), "--clients",
-             str(clients), "--seconds", str(seconds)],
+             str(clients), "--seconds", str(seconds), "--api-key", key],
             capture_output=True, text=True, check=False, cwd=Path(__file__).parent.parent)
         if done.returncode != 0 or not done.stdout.strip():
             raise RuntimeError(f"the load generator failed ({done.returncode}): "
@@ -74,6 +76,18 @@ def chipledger_rate(url: str, clients: int, seconds: float) -> tuple[float, floa
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def _writer_key(url: str) -> str:
+    from infra.bootstrap import bootstrap
+    from infra.keys import KeyRing, Role
+    from infra.settings import Settings
+
+    container = bootstrap(Settings(database_url=url))
+    try:
+        return KeyRing(container.store).create(Role.WRITER, "bench-appends")[1]
+    finally:
+        container.close()
 
 
 def _wait_ready(base: str) -> None:
