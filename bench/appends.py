@@ -46,7 +46,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def chipledger_rate(url: str, clients: int, seconds: float) -> tuple[float, float]:
+def chipledger_rate(url: str, clients: int, seconds: float,
+                    processes: int = 1) -> tuple[float, float]:
     """Appends per second over HTTP, and the p99 latency in ms, against a real server.
 
     Auth is on, as users run it: every request carries a writer's API key.
@@ -58,7 +59,8 @@ def chipledger_rate(url: str, clients: int, seconds: float) -> tuple[float, floa
     env = {**os.environ, "CHIPLEDGER_DATABASE_URL": url, "CHIPLEDGER_AUTH": "enabled",
            "CHIPLEDGER_LOG_LEVEL": "warning", "CHIPLEDGER_POSTGRES_POOL_SIZE": "10"}
     chipledger = str(Path(sys.executable).parent / "chipledger")
-    server = subprocess.Popen([chipledger, "serve", "--port", str(port), "--no-workers"],
+    server = subprocess.Popen([chipledger, "serve", "--port", str(port), "--no-workers",
+                               "--processes", str(processes)],
                               env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -102,15 +104,16 @@ def _wait_ready(base: str) -> None:
     raise RuntimeError("the server did not start")
 
 
-def main(url: str, clients: int, seconds: float) -> dict[str, Any]:
+def main(url: str, clients: int, seconds: float, processes: int = 1) -> dict[str, Any]:
     from infra.bootstrap import library_env
     from infra.settings import Settings
 
     env = library_env(Settings(database_url=url))
     env.pop("APPLICATION_RECORDER_TOPIC")
     baseline = library_rate(env, clients, seconds)
-    ours, p99 = chipledger_rate(url, clients, seconds)
+    ours, p99 = chipledger_rate(url, clients, seconds, processes)
     print(f"baseline, library single-event saves, {clients} threads: {baseline:>10,.0f}/s")
-    print(f"chipledger HTTP appends, {clients} clients (group commit): {ours:>10,.0f}/s  "
+    served = f", {processes} API processes" if processes > 1 else ""
+    print(f"chipledger HTTP appends, {clients} clients (group commit{served}): {ours:>10,.0f}/s  "
           f"ratio {ours / baseline:.2f}  (p99 {p99:.0f} ms)")
-    return {"baseline": baseline, "ours": ours, "p99_ms": p99}
+    return {"baseline": baseline, "ours": ours, "p99_ms": p99, "processes": processes}
