@@ -147,9 +147,13 @@ async def run_appends(request: Request, appends: list[Append], raw: bytes, *,
     committer: GroupCommitter = request.app.state.committer
     key = _idempotency_key(request)
     fingerprint = request_fingerprint(request.method, request.url.path, raw)
-    answer: Answer = await run_in_threadpool(
-        committer.submit, appends, batch=batch, idempotency_key=key, fingerprint=fingerprint
-    )
+    answer: Answer
+    if batch:  # its own transaction, in bulk: in a worker thread, off the event loop
+        answer = await run_in_threadpool(committer.submit, appends, batch=True,
+                                         idempotency_key=key, fingerprint=fingerprint)
+    else:
+        answer = await committer.submit_async(appends, idempotency_key=key,
+                                              fingerprint=fingerprint)
     for kind in answer.appended:
         request.app.state.metrics.appended.labels(kind).inc()
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}

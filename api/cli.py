@@ -6,7 +6,7 @@ import sys
 import threading
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -40,6 +40,9 @@ from infra.service import AppendService, ReadService, request_fingerprint
 from infra.settings import Settings
 from projections.findings import PROJECTION_NAME
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 cli = typer.Typer(name="chipledger", no_args_is_help=True, add_completion=False,
                   help="Event-sourced audit ledger for AI-compute export control.")
 keys = typer.Typer(no_args_is_help=True, help="API keys.")
@@ -60,6 +63,9 @@ def serve(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     no_workers: Annotated[bool, typer.Option(
         "--no-workers", help="serve the API only; run `chipledger worker` elsewhere")] = False,
+    processes: Annotated[int, typer.Option(
+        min=1, help="API processes on the one port, each with its own group committer "
+        "(PostgreSQL only)")] = 1,
 ) -> None:
     """Serve the HTTP API."""
     import uvicorn
@@ -68,8 +74,48 @@ def serve(
 
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
-    app = create_app(settings, workers=not no_workers)
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    if processes == 1:
+        app = create_app(settings, workers=not no_workers)
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+        return
+    if settings.backend != "postgres":
+        err.print("--processes above 1 needs PostgreSQL: SQLite has a single writer, which "
+                  "API processes would only queue for (and contend on its file lock)")
+        raise typer.Exit(2)
+    _serve_processes(settings, host, port, processes, workers=not no_workers)
+
+
+def _serve_processes(settings: Settings, host: str, port: int, processes: int, *,
+                     workers: bool) -> None:
+    """Several API processes, each committing its own groups (positions are sealed under the
+    recorder's table lock, so concurrent writers stay in one chain). This process prepares
+    what they would race to create (tables, the signing key), runs the workers once rather
+    than in every API process, and supervises the API processes."""
+    import uvicorn
+
+    container = bootstrap(settings)
+    key = SigningKey.load_or_create(signing_key_path(container))
+    background = Workers(container, poll_interval=settings.poll_interval,
+                         checkpointer=Checkpointer(container, key),
+                         dispatch=True) if workers else None
+    if background:
+        background.start()
+    try:
+        uvicorn.run("api.cli:api_process_app", factory=True, host=host, port=port,
+                    workers=processes, log_config=None, access_log=False)
+    finally:
+        if background:
+            background.stop()
+        container.close()
+
+
+def api_process_app() -> "FastAPI":
+    """The app of one API process of `serve --processes N`, built in that process."""
+    from api.app import create_app
+
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings, workers=False)
 
 
 @cli.command()

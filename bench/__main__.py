@@ -7,7 +7,7 @@
   python -m bench posture --database-url URL   # posture latency vs replaying the firm
   python -m bench explain --database-url URL   # plans of the point-in-time reads
   python -m bench ingest  --events 200000 --database-url URL-OF-AN-EMPTY-SCHEMA  # vs COPY
-  python -m bench appends --clients 64 --seconds 10 --database-url URL
+  python -m bench appends --clients 64 --seconds 10 --database-url URL  # [--processes N]
 
 Each measurement that matters for memory runs in a child process, so its peak resident set
 size (ru_maxrss) is its own. Every figure is printed with its ratio to the baseline measured
@@ -171,10 +171,12 @@ def main() -> None:
     parser.add_argument("--database-url", default="sqlite:///bench.db")
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--processes", type=int, default=1, help="appends: API processes")
     args = parser.parse_args()
     {"build": lambda: build(args.database_url, args.events),
      "replay": lambda: replay(args.database_url),
-     "appends": lambda: appends_main(args.database_url, args.clients, args.seconds),
+     "appends": lambda: appends_main(args.database_url, args.clients, args.seconds,
+                                            args.processes),
      "rebuild": lambda: rebuild(args.database_url, min(args.events, 20_000)),
      "verify": lambda: _lazy("bench.verify").main(args.database_url),
      "posture": lambda: _lazy("bench.posture").main(args.database_url, args.queries),

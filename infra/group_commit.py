@@ -9,10 +9,12 @@ idempotency key), each request is committed again on its own, so no request fail
 another's sake.
 """
 
+import asyncio
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import structlog
 from eventsourcing.persistence import IntegrityError
@@ -25,6 +27,11 @@ from infra.service import Answer, AnswerBuilder, AppendService
 log = structlog.get_logger("chipledger.group_commit")
 
 
+def _settle(future: "asyncio.Future[None]") -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 @dataclass
 class _Request:
     """A single append waiting for the shared writer (batches never queue: see submit)."""
@@ -35,10 +42,19 @@ class _Request:
     done: threading.Event = field(default_factory=threading.Event)
     answer: Answer | None = None
     error: BaseException | None = None
+    wake: Callable[[], object] | None = None  # an async caller's: wakes its event loop
 
     def resolve(self, answer: Answer | None = None, error: BaseException | None = None) -> None:
         self.answer, self.error = answer, error
         self.done.set()
+        if self.wake is not None:
+            self.wake()
+
+    def outcome(self) -> Answer:
+        if self.error is not None:
+            raise self.error
+        assert self.answer is not None
+        return self.answer
 
 
 @dataclass
@@ -78,10 +94,26 @@ class GroupCommitter:
         request = _Request(appends, idempotency_key, fingerprint)
         self.queue.put(request)
         request.done.wait()
-        if request.error is not None:
-            raise request.error
-        assert request.answer is not None
-        return request.answer
+        return request.outcome()
+
+    async def submit_async(self, appends: Sequence[Append], *,
+                           idempotency_key: str | None = None, fingerprint: str = "") -> Answer:
+        """`submit` of a single append for an event loop: it waits on a future the writer
+        settles, not in a worker thread of its own (a thread per waiting request, each woken
+        through the GIL, cost more than the append's own work)."""
+        loop = asyncio.get_running_loop()
+        if self.thread is None:  # not started: the caller's own transaction, off the loop
+            return await loop.run_in_executor(None, partial(
+                self.submit, appends, idempotency_key=idempotency_key,
+                fingerprint=fingerprint))
+        future: asyncio.Future[None] = loop.create_future()
+        request = _Request(appends, idempotency_key, fingerprint,
+                           wake=lambda: loop.call_soon_threadsafe(_settle, future))
+        self.queue.put(request)
+        # Shielded: a cancelled caller must not cancel the future the writer settles; the
+        # append itself goes on either way, as it would in a worker thread.
+        await asyncio.shield(future)
+        return request.outcome()
 
     def _run(self) -> None:
         while True:

@@ -2,12 +2,18 @@
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
 from infra.store import ApiKeyRow, LogStore
 
 KEY_PREFIX = "clk_"
+# How long a verified key is trusted without asking the database again. Every request used to
+# read its key's row; a key revoked in the database is refused within this many seconds.
+KEY_CACHE_SECONDS = 5.0
+KEY_CACHE_SIZE = 1024
+_clock = time.monotonic  # the cache's clock, alone: tests move it without moving asyncio's
 
 
 class Role(StrEnum):
@@ -47,8 +53,11 @@ def digest(key: str) -> str:
 
 
 class KeyRing:
-    def __init__(self, store: LogStore) -> None:
+    def __init__(self, store: LogStore, *, ttl: float = KEY_CACHE_SECONDS) -> None:
         self.store = store
+        self.ttl = ttl
+        # digest -> (principal, trusted until on the monotonic clock); only valid keys are kept
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     def create(self, role: Role, name: str = "") -> tuple[str, str]:
         """Make a key; returns (key_id, key). The key itself is never stored."""
@@ -57,10 +66,27 @@ class KeyRing:
         self.store.add_api_key(key_id, name or f"{role}-{key_id}", role.value, digest(key))
         return key_id, key
 
+    def recently_verified(self, key: str) -> Principal | None:
+        """The key's principal if it was found valid in the last `ttl` seconds; no I/O, so
+        an event loop may call it. None means: ask `authenticate`."""
+        if not key.startswith(KEY_PREFIX) or len(key) > 200:
+            return None
+        found = self._verified.get(digest(key))
+        if found is None or found[1] < _clock():
+            return None
+        return found[0]
+
     def authenticate(self, key: str) -> Principal | None:
         if not key.startswith(KEY_PREFIX) or len(key) > 200:
             return None
-        row: ApiKeyRow | None = self.store.find_api_key(digest(key))
+        key_hash = digest(key)
+        row: ApiKeyRow | None = self.store.find_api_key(key_hash)
         if row is None:
+            self._verified.pop(key_hash, None)
             return None
-        return Principal(row.key_id, row.name, Role(row.role))
+        principal = Principal(row.key_id, row.name, Role(row.role))
+        if self.ttl > 0:
+            if len(self._verified) >= KEY_CACHE_SIZE:
+                self._verified.clear()  # many keys at once is rare; start over, stay bounded
+            self._verified[key_hash] = (principal, _clock() + self.ttl)
+        return principal

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -387,3 +388,66 @@ class TestKeysInLogs:
         assert "/v1/integrity" in logged
         admin_id = keys[Role.ADMIN].split("_")[1]
         assert admin_id in logged
+
+
+# Verified keys are trusted for a few seconds ----------------------------------------------------
+
+
+def _revoke(container: Container, key: str) -> None:
+    dialect = container.store.dialect
+    with dialect.transaction(commit=True) as cursor:
+        cursor.execute(dialect.sql(f"UPDATE {dialect.api_keys_table} SET revoked_at = "
+                                   "created_at WHERE key_hash = %s"), (digest(key),))
+
+
+class TestVerifiedKeyCache:
+    def test_a_verified_key_is_trusted_until_its_time_is_up(self, container, monkeypatch):
+        ring = KeyRing(container.store, ttl=5)
+        _, key = ring.create(Role.WRITER, "cached")
+        assert ring.recently_verified(key) is None  # never verified: ask the database
+        principal = ring.authenticate(key)
+        assert principal is not None
+        assert ring.recently_verified(key) == principal
+        _revoke(container, key)
+        assert ring.recently_verified(key) == principal  # within the time: still trusted
+        now = time.monotonic()
+        monkeypatch.setattr("infra.keys._clock", lambda: now + 6)
+        assert ring.recently_verified(key) is None  # past it: the database again, which
+        assert ring.authenticate(key) is None  # refuses the revoked key
+        assert ring.recently_verified(key) is None
+
+    def test_only_valid_keys_are_kept_and_never_the_key_itself(self, container):
+        ring = KeyRing(container.store)
+        _, key = ring.create(Role.READER)
+        unknown = key[:-4] + "xxxx"
+        assert ring.authenticate(unknown) is None
+        assert ring.recently_verified(unknown) is None
+        assert ring.authenticate(key) is not None
+        assert list(ring._verified) == [digest(key)]
+
+    def test_requests_reuse_a_verified_key_without_reading_it_again(self, app_and_keys,
+                                                                   container, monkeypatch):
+        client, keys = app_and_keys
+        reads = []
+        find = container.store.find_api_key
+        monkeypatch.setattr(container.store, "find_api_key",
+                            lambda key_hash: reads.append(key_hash) or find(key_hash))
+        for n in range(3):
+            response = client.post("/v1/firms", headers=bearer(keys[Role.WRITER]),
+                                   json={"id": f"cached-{n}", "name": "C", "hq_country": "SG"})
+            assert response.status_code == 201, response.text
+        assert reads == [digest(keys[Role.WRITER])]
+        # A cached key still answers only for its role.
+        assert_problem(client.post("/v1/firms", headers=bearer(keys[Role.READER]),
+                                   json={"id": "r", "name": "R", "hq_country": "SG"}),
+                       403, "a reader appending")
+
+    def test_a_revoked_key_is_refused_once_its_time_is_up(self, app_and_keys, container,
+                                                          monkeypatch):
+        client, keys = app_and_keys
+        headers = bearer(keys[Role.READER])
+        assert client.get("/v1/integrity", headers=headers).status_code == 200
+        _revoke(container, keys[Role.READER])
+        now = time.monotonic()
+        monkeypatch.setattr("infra.keys._clock", lambda: now + 60)
+        assert_problem(client.get("/v1/integrity", headers=headers), 401, "a revoked key")
