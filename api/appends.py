@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError, create_model
+from pydantic_core import from_json
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Writer
@@ -72,9 +73,16 @@ def parse_batch_line(line: str | bytes, number: int) -> Append:
     {"type": "leases/amendments", "id": "l-1", "body": {...}} (also "leases/l-1/amendments")."""
     where: tuple[str | int, ...] = ("body", number)
     try:
-        item = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise invalid([_err(where, f"malformed JSON: {error.msg}", "json_invalid")]) from None
+        # pydantic's parser takes what json.loads takes, as json.loads reads it, in half the
+        # time; what it refuses goes to json.loads, which accepts some of it (lone
+        # surrogates) and words the refusals as ever
+        item = from_json(line)
+    except (ValueError, TypeError):  # TypeError: a str it cannot encode (a lone surrogate)
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise invalid([_err(where, f"malformed JSON: {error.msg}", "json_invalid")]
+                          ) from None
     if not isinstance(item, dict) or set(item) - {"type", "id", "body"} or "body" not in item \
             or not isinstance(item.get("type"), str):
         raise invalid([_err(where, 'expected {"type": "...", "id"?: "...", "body": {...}}',
@@ -83,9 +91,10 @@ def parse_batch_line(line: str | bytes, number: int) -> Append:
     try:
         line_body = _line_model(spec.bodies[role]).model_validate_json(line)
     except ValidationError as error:
-        if any(e["type"] == "json_invalid" for e in error.errors()):
-            # JSON that json.loads took but pydantic refuses (a lone surrogate): pydantic's
-            # message names a column, which has always been counted in the body alone
+        if any(e["type"] == "json_invalid" or e["loc"][:1] != ("body",)
+               for e in error.errors()):
+            # Text that json.loads took but pydantic refuses (a lone surrogate, escaped or
+            # not): the answer names the body, and a column counted in the body alone
             return parse_append(spec, role, json.dumps(item["body"]), record_id=record_id,
                                 prefix=(*where, "body"))
         raise invalid(pydantic_errors(error, where)) from None  # its locs start at "body"

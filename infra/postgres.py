@@ -247,9 +247,14 @@ class SealingPostgresRecorder(PostgresApplicationRecorder):
             "(originator_id, originator_version, topic, state) "
             "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
             "RETURNING notification_id")
+        # n ids are n distinct values: when they span exactly n numbers (no other writer
+        # drew from the sequence meanwhile, as the lock ensures) the range says which, and
+        # otherwise the list comes too
         self._next_ids = SQL(
-            "SELECT nextval(s.seq) AS id FROM (SELECT pg_get_serial_sequence(%s, "
-            "'notification_id')::regclass AS seq) s, generate_series(1, %s)")
+            "SELECT min(id) AS first, max(id) AS last, CASE WHEN max(id) - min(id) + 1 <> "
+            "count(*) THEN array_agg(id ORDER BY id) END AS ids FROM (SELECT nextval(s.seq) "
+            "AS id FROM (SELECT pg_get_serial_sequence(%s, 'notification_id')::regclass "
+            "AS seq) s, generate_series(1, %s)) n")
         self._copy_events_statement = SQL(
             f"COPY {self.dialect.events_table} (originator_id, originator_version, topic, "
             "state, notification_id) FROM STDIN (FORMAT BINARY)")
@@ -278,7 +283,10 @@ class SealingPostgresRecorder(PostgresApplicationRecorder):
             self._notify_channel(curs)
             curs.execute(self._next_ids, (self.dialect.events_table, len(stored_events)),
                          binary=True)
-            ids = sorted(row["id"] for row in curs.fetchall())
+            drawn = curs.fetchone()
+            assert drawn is not None
+            ids = list(range(drawn["first"], drawn["last"] + 1)) if drawn["ids"] is None \
+                else list(drawn["ids"])
             last_position, last_hash, recorded_at = seal_head(self.dialect, curs)
             with curs.copy(self._copy_events_statement) as copy:
                 copy.set_types(["uuid", "int8", "text", "bytea", "int8"])
