@@ -382,12 +382,14 @@ def import_(
         with _progress() as progress:
             task = progress.add_task("validating", total=len(lines))
             with gc_paused():  # see infra.gc_pause
-                for number, line in lines:
+                for done, (number, line) in enumerate(lines, 1):
                     try:
                         appends.append(parse_batch_line(line, number))
                     except Problem as problem:
                         problems += problem.errors
-                    progress.advance(task)
+                    if done % 1000 == 0 or done == len(lines):
+                        # advancing the bar line by line cost 1.5 us a line, a tenth of the parse
+                        progress.update(task, completed=done)
         if problems:
             for entry in problems[:20]:
                 err.print(f"line {entry['loc'][1]}: {entry['field']}: {entry['msg']}")

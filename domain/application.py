@@ -109,13 +109,16 @@ class Ledger(Application[UUID]):
         aggregate machinery, for batches ingested in bulk."""
         staged = Staged(base=base, drafts=drafts)
         appends = list(appends)
+        # Each append's record id and aggregate id, worked out once for prefetch and staging
+        targets = [(a.target_id, record_uuid(a.kind, a.target_id)) for a in appends]
         if base is None:
-            self.prefetch(staged, appends)
+            self.prefetch(staged, appends, targets)
         else:
             staged.present, staged.absent = base.present, base.absent
-        for line, append in enumerate(appends, start=1):
+        outcomes = staged.outcomes
+        for line, (append, target) in enumerate(zip(appends, targets, strict=True), start=1):
             try:
-                staged.outcomes.append(self._stage_one(staged, append))
+                outcomes.append(self._stage_one(staged, append, *target))
             except InvalidRecordError as error:
                 if len(appends) > 1:
                     error.problems = [
@@ -124,24 +127,36 @@ class Ledger(Application[UUID]):
                 raise
         return staged
 
-    def prefetch(self, staged: Staged, appends: list[Append]) -> None:
+    def prefetch(self, staged: Staged, appends: list[Append],
+                 targets: list[tuple[str, UUID]] | None = None) -> None:
         """Learn in one query which of the records the appends name are in the log."""
         if self.existing is None or len(appends) < 2:
             return
-        wanted = set()
-        for append in appends:
-            wanted.add(record_uuid(append.kind, append.target_id))
+        if targets is None:
+            targets = [(a.target_id, record_uuid(a.kind, a.target_id)) for a in appends]
+        named: dict[UUID, tuple[str, str]] = {}  # the appends' own records
+        referenced: set[UUID] = set()
+        for append, (record_id, originator_id) in zip(appends, targets, strict=True):
+            named[originator_id] = (append.kind, record_id)
+            references = ALL_KINDS[append.kind].references
+            if not references:
+                continue
             data = append.data
-            for name, kind in ALL_KINDS[append.kind].references.items():
-                wanted |= {record_uuid(kind, ref) for _, ref in _each(data.get(name))}
+            for name, kind in references.items():
+                value = data.get(name)
+                if value is None:
+                    continue
+                if isinstance(value, list):
+                    referenced.update(record_uuid(kind, ref) for ref in value)
+                else:
+                    referenced.add(record_uuid(kind, value))
+        wanted = referenced | named.keys()
         staged.present = self.existing(wanted)
         staged.absent = wanted - staged.present
-        targets = {record_uuid(a.kind, a.target_id) for a in appends} & staged.present
-        targets -= staged.records.keys()
-        if staged.drafts and self.events_of is not None and targets:
-            kinds = {record_uuid(a.kind, a.target_id): (a.kind, a.target_id) for a in appends}
-            for originator_id, stored in self.events_of(targets).items():
-                staged.records[originator_id] = DraftRecord.load(*kinds[originator_id], stored)
+        loaded = (named.keys() & staged.present) - staged.records.keys()
+        if staged.drafts and self.events_of is not None and loaded:
+            for originator_id, stored in self.events_of(loaded).items():
+                staged.records[originator_id] = DraftRecord.load(*named[originator_id], stored)
 
     def commit(self, staged: Staged, **save_kwargs: Any) -> list[Recording[UUID]]:
         """Store the staged events in one transaction. Drafts go straight to the recorder in
@@ -158,16 +173,16 @@ class Ledger(Application[UUID]):
             draft.pending_events.clear()
         return []
 
-    def _stage_one(self, staged: Staged, append: Append) -> Outcome:
+    def _stage_one(self, staged: Staged, append: Append, record_id: str,
+                   originator_id: UUID) -> Outcome:
         spec = ALL_KINDS[append.kind]
-        record_id = append.target_id
-        originator_id = record_uuid(append.kind, record_id)
-        record = self._load(staged, append.kind, record_id)
+        record = self._load(staged, append.kind, record_id, originator_id)
         data = append.data
         if append.role is Role.CREATE:
             if record is not None:
                 return self._repeat_create(record, data)
-            self._check_references(staged, spec.references, data)
+            if spec.references:
+                self._check_references(staged, spec.references, data)
             record = DraftRecord.open(append.kind, record_id, data) if staged.drafts \
                 else AGGREGATES[append.kind].open(record_id, data)
             staged.records[originator_id] = record
@@ -177,31 +192,37 @@ class Ledger(Application[UUID]):
         if append.expected_version is not None and append.expected_version != record.version:
             raise VersionMismatchError(append.kind, record_id, append.expected_version,
                                        record.version)
-        self._check_references(staged, spec.references, data)
+        if spec.references:
+            self._check_references(staged, spec.references, data)
         if append.kind == "firm" and data.get("parent_firm_id"):
             self._check_no_parent_cycle(staged, record_id, data["parent_firm_id"])
         record.record(append.role, data)
         return Outcome(append.kind, record_id, originator_id, record.version, False, True)
 
-    def _load(self, staged: Staged, kind: str, record_id: str) -> "Record | DraftRecord | None":
-        originator_id = record_uuid(kind, record_id)
-        if originator_id not in staged.records and staged.base is not None \
-                and originator_id in staged.base.records:
-            staged.records[originator_id] = copy.deepcopy(staged.base.records[originator_id])
-        if originator_id not in staged.records:
-            if originator_id in staged.absent:
+    def _load(self, staged: Staged, kind: str, record_id: str,
+              originator_id: UUID | None = None) -> "Record | DraftRecord | None":
+        if originator_id is None:
+            originator_id = record_uuid(kind, record_id)
+        record = staged.records.get(originator_id)
+        if record is not None:
+            return record
+        if staged.base is not None and originator_id in staged.base.records:
+            record = staged.records[originator_id] = copy.deepcopy(
+                staged.base.records[originator_id])
+            return record
+        if originator_id in staged.absent:
+            return None
+        if staged.drafts:
+            stored = self.recorder.select_events(originator_id)
+            if not stored:
                 return None
-            if staged.drafts:
-                stored = self.recorder.select_events(originator_id)
-                if not stored:
-                    return None
-                staged.records[originator_id] = DraftRecord.load(kind, record_id, stored)
-                return staged.records[originator_id]
-            try:
-                staged.records[originator_id] = self.get_record(kind, record_id)
-            except RecordNotFoundError:
-                return None
-        return staged.records[originator_id]
+            record = staged.records[originator_id] = DraftRecord.load(kind, record_id, stored)
+            return record
+        try:
+            record = staged.records[originator_id] = self.get_record(kind, record_id)
+        except RecordNotFoundError:
+            return None
+        return record
 
     @staticmethod
     def _repeat_create(record: "Record | DraftRecord", data: dict[str, Any]) -> Outcome:
@@ -226,7 +247,7 @@ class Ledger(Application[UUID]):
 
     def _exists(self, staged: Staged, kind: str, record_id: str) -> bool:
         originator_id = record_uuid(kind, record_id)
-        if originator_id in staged.records or originator_id in staged.present:
+        if originator_id in staged.present or originator_id in staged.records:
             return True
         if staged.base is not None and originator_id in staged.base.records:
             return True

@@ -1,5 +1,6 @@
 """SQLite: the embedded default. Our recorder seals events in the writer's transaction."""
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -34,6 +35,7 @@ _REFUSE = "SELECT RAISE(ABORT, 'chipledger: the ledger is append-only; {op} on {
 class SQLiteDialect:
     events_table = "stored_events"
     events_id = "rowid"
+    lateral_probes = False
     seals_table = SEALS
     idempotency_table = IDEMPOTENCY
     api_keys_table = API_KEYS
@@ -90,8 +92,10 @@ class SQLiteDialect:
             where = " AND ".join(f"{name} = ?" for name, _ in match)
             cursor.executemany(f"UPDATE {table} SET {sets} WHERE {where}", rows)
 
-    def one_of(self, column: str, values: list[Any]) -> tuple[str, tuple[Any, ...]]:
-        return f"{column} IN ({', '.join(['?'] * len(values))})", tuple(values)
+    def id_rows(self, values: list[UUID]) -> tuple[str, tuple[Any, ...]]:
+        # One JSON array parameter: no limit on the number of ids, as `IN (?, ...)` has
+        return ("(SELECT value AS id, key + 1 AS n FROM json_each(?)) AS w",
+                (json.dumps([v.hex for v in values]),))
 
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[Cursor]:

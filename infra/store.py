@@ -62,6 +62,10 @@ class Cursor(Protocol):
 class Dialect(Protocol):
     events_table: str  # qualified
     events_id: str  # the events table's notification id column
+    # Whether joins that must probe indexes row by row are written as LATERAL subqueries:
+    # PostgreSQL's planner, without statistics, otherwise hashes whole tables; SQLite has
+    # no LATERAL and probes by index anyway.
+    lateral_probes: bool
     seals_table: str
     idempotency_table: str
     api_keys_table: str
@@ -85,8 +89,9 @@ class Dialect(Protocol):
     def from_db_uuid(self, value: Any) -> UUID: ...
     def transaction(self, *, commit: bool) -> AbstractContextManager[Cursor]: ...
     def insert_seals(self, cursor: Cursor, seals: list[Seal]) -> None: ...
-    def one_of(self, column: str, values: list[Any]) -> tuple[str, tuple[Any, ...]]:
-        """A condition that `column` is one of `values`, and its parameters."""
+    def id_rows(self, values: list[UUID]) -> tuple[str, tuple[Any, ...]]:
+        """A row source `w(id, n)` of the ids with their 1-based index in `values`, and its
+        parameters: the ids drive index probes whatever the planner knows of the tables."""
         ...
     def insert_many(self, cursor: Cursor, table: str, columns: Columns,
                     rows: list[tuple[Any, ...]]) -> None:
@@ -147,6 +152,24 @@ def seal_in_transaction(
     Called while the writer holds the events table's lock (PostgreSQL) or the database's
     write lock (SQLite), so positions and hashes follow commit order.
     """
+    last_position, last_hash, recorded_at = seal_head(dialect, cursor)
+    seals = seal_batch(
+        last_position,
+        last_hash,
+        recorded_at,
+        [
+            (nid, as_uuid(e.originator_id), e.originator_version, e.topic, e.state)
+            for nid, e in zip(notification_ids, stored_events, strict=True)
+        ],
+    )
+    dialect.insert_seals(cursor, seals)
+    after_sealing(dialect, cursor, seals, recorded_at, kwargs)
+    return seals
+
+
+def seal_head(dialect: Dialect, cursor: Cursor) -> tuple[int, str, datetime]:
+    """The position and hash the next seal follows, and the time its commit is recorded at:
+    the database's clock, never before the last seal's (read under the writer's lock)."""
     cursor.execute(dialect.sql(
         f"SELECT position, hash, recorded_at FROM {dialect.seals_table} "
         "ORDER BY position DESC LIMIT 1"
@@ -154,20 +177,14 @@ def seal_in_transaction(
     last = cursor.fetchone()
     now = dialect.db_now(cursor)
     if last is None:
-        last_position, last_hash, recorded_at = 0, "0" * 64, now
-    else:
-        last_position, last_hash = last["position"], last["hash"]
-        recorded_at = max(now, dialect.from_db_time(last["recorded_at"]))
-    seals = seal_batch(
-        last_position,
-        last_hash,
-        recorded_at,
-        [
-            (nid, _as_uuid(e.originator_id), e.originator_version, e.topic, e.state)
-            for nid, e in zip(notification_ids, stored_events, strict=True)
-        ],
-    )
-    dialect.insert_seals(cursor, seals)
+        return 0, "0" * 64, now
+    return last["position"], last["hash"], max(now, dialect.from_db_time(last["recorded_at"]))
+
+
+def after_sealing(dialect: Dialect, cursor: Cursor, seals: list[Seal], recorded_at: datetime,
+                  kwargs: dict[str, Any]) -> None:
+    """What a commit writes beside its seals (the idempotency claim, the caller's side write)
+    and hands back (the seals), in the same transaction."""
     claims = kwargs.get("idempotency")
     for claim in claims if isinstance(claims, list) else [claims] if claims else []:
         cursor.execute(
@@ -185,10 +202,9 @@ def seal_in_transaction(
     if sink is not None:
         sink.clear()  # the library retries a failed transaction: keep only the last attempt
         sink.extend(seals)
-    return seals
 
 
-def _as_uuid(value: UUID | str) -> UUID:
+def as_uuid(value: UUID | str) -> UUID:
     return value if isinstance(value, UUID) else UUID(value)
 
 
@@ -244,6 +260,17 @@ class LogStore:
             cursor.execute(self.dialect.sql(statement), params)
             return list(cursor.fetchall())
 
+    def _tuples(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Rows as tuples, in one read-only transaction."""
+        with self.dialect.transaction(commit=False) as cursor:
+            if self.dialect.lateral_probes:
+                # The probes' cost is guessed without statistics at hundreds of rows each:
+                # PostgreSQL then compiled the plan (JIT), 30 times the probes' own time.
+                cursor.execute("SET LOCAL jit = off")
+            cursor.execute(self.dialect.sql(statement), params)
+            return [tuple(row.values()) if isinstance(row, dict) else tuple(row)
+                    for row in cursor.fetchall()]
+
     def _entry(self, row: Any) -> LogEntry:
         return LogEntry(
             position=row["position"],
@@ -293,36 +320,40 @@ class LogStore:
         return [self._entry(r) for r in rows]
 
     def existing(self, originator_ids: set[UUID]) -> set[UUID]:
-        """Which of these aggregates have events in the log (one query per thousand ids)."""
-        found: set[UUID] = set()
+        """Which of these aggregates have events in the log, in one query. The rows name ids
+        by their index in the list sent, which is cheaper to read back than a UUID."""
         ids = list(originator_ids)
-        for start in range(0, len(ids), 1000):
-            condition, params = self.dialect.one_of(
-                "originator_id", [self.dialect.to_db_uuid(i) for i in ids[start:start + 1000]])
-            rows = self._rows(
-                f"SELECT DISTINCT originator_id FROM {self.dialect.seals_table} "
-                f"WHERE {condition}", params)
-            found |= {self.dialect.from_db_uuid(r["originator_id"]) for r in rows}
-        return found
+        if not ids:
+            return set()
+        d = self.dialect
+        source, params = d.id_rows(ids)
+        probe = f"SELECT 1 FROM {d.seals_table} s WHERE s.originator_id = w.id"
+        rows = self._tuples(
+            f"SELECT w.n FROM {source} CROSS JOIN LATERAL ({probe} LIMIT 1) AS x"
+            if d.lateral_probes else f"SELECT w.n FROM {source} WHERE EXISTS ({probe})", params)
+        return {ids[n - 1] for (n,) in rows}
 
     def events_of(self, originator_ids: set[UUID]) -> dict[UUID, list[StoredEvent]]:
-        """The stored events of these aggregates, in version order (one query per thousand
-        ids), for loading a batch's records at once."""
-        found: dict[UUID, list[StoredEvent]] = {}
+        """The stored events of these aggregates, in version order, in one query, for
+        loading a batch's records at once."""
         ids = list(originator_ids)
+        found: dict[UUID, list[StoredEvent]] = {}
+        if not ids:
+            return found
         d = self.dialect
-        for start in range(0, len(ids), 1000):
-            condition, params = d.one_of(
-                "s.originator_id", [d.to_db_uuid(i) for i in ids[start:start + 1000]])
-            rows = self._rows(
-                f"SELECT s.originator_id, s.originator_version, e.topic, e.state "
-                f"FROM {d.seals_table} s JOIN {d.events_table} e "
-                f"ON e.{d.events_id} = s.notification_id WHERE {condition} "
-                "ORDER BY s.originator_id, s.originator_version", params)
-            for row in rows:
-                originator_id = d.from_db_uuid(row["originator_id"])
-                found.setdefault(originator_id, []).append(StoredEvent(
-                    originator_id, row["originator_version"], row["topic"], bytes(row["state"])))
+        source, params = d.id_rows(ids)
+        events = (f"SELECT s.originator_id, s.originator_version, e.topic, e.state "
+                  f"FROM {d.seals_table} s JOIN {d.events_table} e "
+                  f"ON e.{d.events_id} = s.notification_id")
+        each = (f"CROSS JOIN LATERAL ({events} WHERE s.originator_id = w.id OFFSET 0) AS x"
+                if d.lateral_probes else f"JOIN ({events}) AS x ON x.originator_id = w.id")
+        rows = self._tuples(
+            f"SELECT w.n, x.originator_version, x.topic, x.state FROM {source} {each} "
+            "ORDER BY w.n, x.originator_version", params)
+        for n, version, topic, state in rows:
+            originator_id = ids[n - 1]
+            found.setdefault(originator_id, []).append(
+                StoredEvent(originator_id, version, topic, bytes(state)))
         return found
 
     def entries_of_topics(self, topics: list[str], *, upto: int) -> list[LogEntry]:
