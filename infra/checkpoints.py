@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import secrets
 import threading
 import time
 from collections.abc import Iterable
@@ -79,21 +80,34 @@ class SigningKey:
     @classmethod
     def load_or_create(cls, path: Path) -> "SigningKey":
         if path.exists():
-            loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            if not isinstance(loaded, Ed25519PrivateKey):
-                raise RuntimeError(f"{path} does not hold an Ed25519 private key")
-            return cls(loaded)
+            return cls._load(path)
         private = Ed25519PrivateKey.generate()
         pem = private.private_bytes(serialization.Encoding.PEM,
                                     serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(pem)
+        # Written whole under a name of its own, then linked into place: processes starting
+        # together never read a half-written key, and all end up with the one that won.
+        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(pem)
+            os.link(draft, path)
+        except FileExistsError:
+            return cls._load(path)
+        finally:
+            draft.unlink()
         key = cls(private)
         log.info("signing_key_created", path=str(path), key_id=key.key_id)
         return key
+
+    @classmethod
+    def _load(cls, path: Path) -> "SigningKey":
+        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(loaded, Ed25519PrivateKey):
+            raise RuntimeError(f"{path} does not hold an Ed25519 private key")
+        return cls(loaded)
 
     def public_pem(self) -> str:
         return self.public.public_bytes(serialization.Encoding.PEM,

@@ -243,6 +243,12 @@ class SealingPostgresRecorder(PostgresApplicationRecorder):
         super().__init__(datastore, events_table_name=events_table_name)
         self.dialect = PostgresDialect(datastore, self.events_table_name)
         self.sql_create_statements += [SQL(s) for s in _ddl(self.dialect)]  # type: ignore[misc]
+        # The library runs these in one transaction. Processes starting together (serve
+        # --processes, replicas, workers) deadlocked on CREATE OR REPLACE TRIGGER, or collided
+        # creating the same table: they take turns on a lock of this schema's instead.
+        self.sql_create_statements.insert(0, SQL(
+            "SELECT pg_advisory_xact_lock(hashtext('chipledger-ddl'), hashtext({}))"
+        ).format(self.dialect.schema))
         # Rows come back in the order unnest gives them, as the library's own insert assumes.
         self._insert_arrays = SQL(
             f"INSERT INTO {self.dialect.events_table} "
