@@ -15,47 +15,9 @@ import psycopg
 import pytest
 
 from tests.data import record_world
+from tests.logs import run_sql
 
 CLI = [str(Path(sys.executable).parent / "chipledger")]
-
-
-def _sqlite_path(url: str) -> str:
-    return url.removeprefix("sqlite:///")
-
-
-def _pg(url: str) -> tuple[str, str]:
-    base, _, query = url.partition("?")
-    return base, dict(p.split("=") for p in query.split("&"))["schema"]
-
-
-def run_sql(database_url: str, statements: list[str], *, owner_bypass: bool = False) -> None:
-    """Run statements on a plain connection; as the owner, with the triggers out of the way."""
-    if database_url.startswith("sqlite"):
-        conn = sqlite3.connect(_sqlite_path(database_url))
-        try:
-            saved = []
-            if owner_bypass:
-                saved = [r[0] for r in conn.execute(
-                    "SELECT sql FROM sqlite_master WHERE type='trigger'")]
-                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'"
-                                            ).fetchall():
-                    conn.execute(f"DROP TRIGGER {name}")
-            for statement in statements:
-                conn.execute(statement)
-            for sql in saved:
-                conn.execute(sql)
-            conn.commit()
-        finally:
-            conn.close()
-        return
-    base, schema = _pg(database_url)
-    with psycopg.connect(base, autocommit=False) as conn:
-        conn.execute(f'SET search_path TO "{schema}"')
-        if owner_bypass:  # superuser only: skips triggers for this session
-            conn.execute("SET session_replication_role = replica")
-        for statement in statements:
-            conn.execute(statement)
-        conn.commit()
 
 
 def events_table(database_url: str) -> str:

@@ -10,16 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.appends import parse_batch_line
 from bench.synthetic import ledger
 from domain.kinds import ALL_KINDS, KINDS
 from domain.records import LoggedEvent
 from domain.world import World
 from infra.bootstrap import Container, bootstrap
 from infra.replay import decode_state, replay_world
-from infra.service import AppendService
 from infra.settings import Settings
-from tests.unit.test_seal_fast import _tamper
+from tests.logs import append_in_commits, tamper
 
 
 def applied_entry_by_entry(container: Container, upto: int) -> tuple[World, int]:
@@ -62,14 +60,7 @@ def test_a_replay_folds_the_world_that_applying_each_entry_builds(database_url: 
     two seals' events swapped (ids out of step with positions: paired by the join)."""
     container = bootstrap(Settings(database_url=database_url))
     try:
-        service = AppendService(container)
-        lines = list(ledger(400))
-        sizes = itertools.cycle([1, 40, 3, 7, 14, 2])
-        while lines:
-            size = next(sizes)
-            batch, lines = lines[:size], lines[size:]
-            service.append([parse_batch_line(json.dumps(line), n)
-                            for n, line in enumerate(batch, 1)], batch=True)
+        append_in_commits(container, list(ledger(400)))
         head = container.store.head()
         assert head is not None
         assert head.position > 100
@@ -77,14 +68,14 @@ def test_a_replay_folds_the_world_that_applying_each_entry_builds(database_url: 
         assert_replays_as_applied(container, positions)
 
         d = container.store.dialect
-        _tamper(database_url, f"DELETE FROM {d.seals_table} WHERE position = 30")
+        tamper(database_url, f"DELETE FROM {d.seals_table} WHERE position = 30")
         assert_replays_as_applied(container, positions)
         with d.transaction(commit=False) as cursor:
             cursor.execute(d.sql(f"SELECT position, notification_id FROM {d.seals_table} "
                                  "WHERE position IN (8, 80)"))
             ids = {row["position"]: row["notification_id"] for row in cursor.fetchall()}
         for position, notification_id in ((8, -1), (80, ids[8]), (8, ids[80])):
-            _tamper(database_url, f"UPDATE {d.seals_table} SET notification_id = "
+            tamper(database_url, f"UPDATE {d.seals_table} SET notification_id = "
                     f"{notification_id} WHERE position = {position}")
         assert_replays_as_applied(container, positions)
     finally:

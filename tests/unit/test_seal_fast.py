@@ -2,19 +2,15 @@
 log: any difference would make old logs fail verification."""
 
 import hashlib
-import itertools
 import json
-import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from api.appends import parse_batch_line
 from bench.synthetic import ledger
 from infra.bootstrap import Container, bootstrap
 from infra.seal import (
@@ -29,9 +25,9 @@ from infra.seal import (
     reformat_time,
     seal_batch,
 )
-from infra.service import AppendService
 from infra.settings import Settings
 from infra.verify import Verification, verify_chain, verify_rows
+from tests.logs import append_in_commits, tamper
 
 MANY = settings(max_examples=500, deadline=None)
 
@@ -138,29 +134,6 @@ def test_seal_batch_seals_as_before(
 # The paged row path against the entry path, on a real ledger -----------------------------------
 
 
-def _tamper(url: str, statement: str) -> None:
-    """Run `statement` as the owner, past the append-only triggers."""
-    if url.startswith("sqlite"):
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
-        try:
-            triggers = conn.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'"
-                                    ).fetchall()
-            for name, _ in triggers:
-                conn.execute(f"DROP TRIGGER {name}")
-            conn.execute(statement)
-            for _, sql in triggers:
-                conn.execute(sql)
-            conn.commit()
-        finally:
-            conn.close()
-        return
-    base, _, query = url.partition("?")
-    with psycopg.connect(base) as owner:
-        owner.execute(f'SET search_path TO "{query.removeprefix("schema=")}"')
-        owner.execute("SET session_replication_role = replica")
-        owner.execute(statement)
-
-
 def _both_ways(container: Container, page: int) -> tuple[Verification, Verification]:
     store = container.store
     with closing(store.iter_chain_rows(page=page)) as pages:
@@ -174,14 +147,7 @@ def test_paged_rows_verify_as_entries_do(database_url: str) -> None:
     join)."""
     container = bootstrap(Settings(database_url=database_url))
     try:
-        service = AppendService(container)
-        lines = list(ledger(150))
-        sizes = itertools.cycle([1, 40, 3, 7, 14, 2])
-        while lines:
-            size = next(sizes)
-            batch, lines = lines[:size], lines[size:]
-            service.append([parse_batch_line(json.dumps(line), n)
-                            for n, line in enumerate(batch, 1)], batch=True)
+        append_in_commits(container, list(ledger(150)))
         head = container.store.head()
         assert head is not None
         assert head.position >= 150
@@ -194,18 +160,18 @@ def test_paged_rows_verify_as_entries_do(database_url: str) -> None:
         state = "CAST(state AS TEXT)" if d.events_id == "rowid" else "convert_from(state, 'UTF8')"
         blob = ("CAST({} AS BLOB)" if d.events_id == "rowid" else "convert_to({}, 'UTF8')")
         for position in (100, 63):  # inside a page of 7; the first of one
-            _tamper(database_url, f"UPDATE {d.events_table} SET state = "
+            tamper(database_url, f"UPDATE {d.events_table} SET state = "
                     + blob.format(f"replace({state}, '\"', ' \"')")
                     + f" WHERE {d.events_id} = (SELECT notification_id FROM "
                     f"{d.seals_table} WHERE position = {position})")
             rows, entries = _both_ways(container, 7)
             assert rows == entries
             assert rows.first_mismatch == position
-        _tamper(database_url, f"DELETE FROM {d.seals_table} WHERE position = 30")
+        tamper(database_url, f"DELETE FROM {d.seals_table} WHERE position = 30")
         rows, entries = _both_ways(container, 7)
         assert rows == entries
         assert (rows.first_mismatch, rows.reason) == (30, "position 30 is missing (found 31 next)")
-        _tamper(database_url, f"UPDATE {d.seals_table} SET prev_hash = 'x' WHERE position = 12")
+        tamper(database_url, f"UPDATE {d.seals_table} SET prev_hash = 'x' WHERE position = 12")
         rows, entries = _both_ways(container, 7)
         assert rows == entries
         assert rows.first_mismatch == 12
@@ -215,7 +181,7 @@ def test_paged_rows_verify_as_entries_do(database_url: str) -> None:
                                  "WHERE position IN (8, 140)"))
             ids = {row["position"]: row["notification_id"] for row in cursor.fetchall()}
         for position, notification_id in ((8, -1), (140, ids[8]), (8, ids[140])):
-            _tamper(database_url, f"UPDATE {d.seals_table} SET notification_id = "
+            tamper(database_url, f"UPDATE {d.seals_table} SET notification_id = "
                     f"{notification_id} WHERE position = {position}")
         for page in (3, 7):
             rows, entries = _both_ways(container, page)
