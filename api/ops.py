@@ -9,6 +9,9 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Reader
 from infra.metrics import CONTENT_TYPE_LATEST
 
+# Always exported, so a dashboard shows 0 rather than no series.
+_ALARM_COMPONENTS = {"projection", "integrity"}
+
 
 async def healthz() -> dict[str, str]:
     """The process is up."""
@@ -16,16 +19,19 @@ async def healthz() -> dict[str, str]:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """The database answers; the body says how far the log has come."""
-    store = request.app.state.container.store
+    """The database answers; the body says how far the log has come, and `degraded` with the
+    alarms when something needs an operator (the service still serves)."""
+    container = request.app.state.container
     try:
-        head = await run_in_threadpool(store.head)
+        head = await run_in_threadpool(container.store.head)
         projected = await run_in_threadpool(request.app.state.posture.projected)
+        alarms = await run_in_threadpool(container.alarms.active)
     except Exception as error:  # any failure to reach the database means not ready
         return JSONResponse({"status": "unavailable", "database": type(error).__name__},
                             status_code=503)
     body: dict[str, Any] = {
-        "status": "ready",
+        "status": "degraded" if alarms else "ready",
+        "alarms": [alarm.to_json() for alarm in alarms],
         "database": "ok",
         "backend": request.app.state.settings.backend,
         "head_position": head.position if head else 0,
@@ -45,6 +51,10 @@ async def metrics(request: Request, _: Reader) -> Response:
     for name in ("pending", "succeeded", "failed", "dead"):
         state.metrics.webhook_deliveries.labels(name).set(by_state.get(name, 0))
     state.metrics.oldest_pending.set(oldest or 0)
+    alarms = await run_in_threadpool(state.container.alarms.active)
+    for component in {alarm.component for alarm in alarms} | _ALARM_COMPONENTS:
+        state.metrics.alarms.labels(component).set(
+            sum(alarm.component == component for alarm in alarms))
     state.metrics.projection_lag.labels("findings").set(
         max(0, (head.position if head else 0) - projected))
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -11,6 +11,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from domain.application import Ledger
+from infra.alarms import Alarms
 from infra.postgres import SealingPostgresRecorder
 from infra.settings import Settings
 from infra.sqlite import SealingSQLiteRecorder
@@ -51,11 +52,12 @@ def library_env(settings: Settings) -> dict[str, str]:
 
 @dataclass
 class Container:
-    """What the entry points use: the Ledger and a reader of the sealed log."""
+    """What the entry points use: the Ledger, a reader of the sealed log, the alarms."""
 
     settings: Settings
     ledger: Ledger
     store: LogStore
+    alarms: Alarms
 
     def close(self) -> None:
         self.ledger.close()
@@ -74,4 +76,4 @@ def bootstrap(settings: Settings | None = None) -> Container:
     store = LogStore(recorder.dialect)
     ledger.existing = store.existing
     ledger.events_of = store.events_of
-    return Container(settings, ledger, store)
+    return Container(settings, ledger, store, Alarms(recorder.dialect))

@@ -40,5 +40,10 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.alarms = Gauge(
+            "chipledger_alarms", "Active alarms (failed subjects, integrity), by component",
+            ["component"], registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

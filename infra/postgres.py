@@ -15,6 +15,7 @@ from psycopg.sql import SQL
 
 from infra.seal import Seal, seal_batch
 from infra.store import (
+    ALARMS,
     API_KEYS,
     ATTEMPTS,
     CHECKPOINTS,
@@ -57,6 +58,7 @@ class PostgresDialect:
         self.secrets_table = f'"{schema}".{SECRETS}'
         self.deliveries_table = f'"{schema}".{DELIVERIES}'
         self.attempts_table = f'"{schema}".{ATTEMPTS}'
+        self.alarms_table = f'"{schema}".{ALARMS}'
 
     def sql(self, statement: str) -> str:
         return statement
@@ -220,6 +222,9 @@ def _ddl(dialect: PostgresDialect) -> list[str]:
         "message_id text NOT NULL, attempt bigint NOT NULL, at timestamptz NOT NULL, "
         "status_code bigint, latency_ms bigint NOT NULL, error text, "
         "PRIMARY KEY (endpoint_id, message_id, attempt))",
+        f"CREATE TABLE IF NOT EXISTS {dialect.alarms_table} (component text NOT NULL, "
+        "key text NOT NULL, reason text NOT NULL, position bigint, "
+        "raised_at timestamptz NOT NULL, PRIMARY KEY (component, key))",
         f"CREATE OR REPLACE FUNCTION {refuse}() RETURNS trigger LANGUAGE plpgsql AS $$ "
         "BEGIN RAISE EXCEPTION 'chipledger: the ledger is append-only; % on % refused', "
         "TG_OP, TG_TABLE_NAME USING ERRCODE = 'integrity_constraint_violation'; END $$",

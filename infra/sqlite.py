@@ -12,6 +12,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 
 from infra.seal import Seal, format_time, parse_time
 from infra.store import (
+    ALARMS,
     API_KEYS,
     ATTEMPTS,
     CHECKPOINTS,
@@ -48,6 +49,7 @@ class SQLiteDialect:
     secrets_table = SECRETS
     deliveries_table = DELIVERIES
     attempts_table = ATTEMPTS
+    alarms_table = ALARMS
 
     def __init__(self, datastore: SQLiteDatastore) -> None:
         self.datastore = datastore
@@ -190,6 +192,9 @@ class SealingSQLiteRecorder(SQLiteApplicationRecorder):
             "message_id TEXT NOT NULL, attempt INTEGER NOT NULL, at TEXT NOT NULL, "
             "status_code INTEGER, latency_ms INTEGER NOT NULL, error TEXT, "
             "PRIMARY KEY (endpoint_id, message_id, attempt))",
+            f"CREATE TABLE IF NOT EXISTS {ALARMS} (component TEXT NOT NULL, key TEXT NOT NULL, "
+            "reason TEXT NOT NULL, position INTEGER, raised_at TEXT NOT NULL, "
+            "PRIMARY KEY (component, key))",
             *_immutable(self.events_table_name),
             *_immutable(SEALS),
         ]

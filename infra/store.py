@@ -41,6 +41,7 @@ ENDPOINTS = "chipledger_webhook_endpoints"
 SECRETS = "chipledger_webhook_secrets"
 DELIVERIES = "chipledger_webhook_deliveries"
 ATTEMPTS = "chipledger_webhook_attempts"
+ALARMS = "chipledger_alarms"
 
 
 # (name, PostgreSQL type) of each column a set-based write names.
@@ -78,6 +79,7 @@ class Dialect(Protocol):
     secrets_table: str
     deliveries_table: str
     attempts_table: str
+    alarms_table: str
 
     def sql(self, statement: str) -> str: ...
     def db_now(self, cursor: Cursor) -> datetime: ...
