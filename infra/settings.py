@@ -17,6 +17,8 @@ class Settings(BaseSettings):
                                       extra="ignore")
 
     database_url: str = "sqlite:///./chipledger.db"
+    # Seconds the database has to answer each call of a request path (see infra.deadlines).
+    database_timeout: float = Field(default=5.0, gt=0, le=300)
     auth: AuthMode = AuthMode.ENABLED
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -42,3 +44,4 @@ class Settings(BaseSettings):
     @property
     def backend(self) -> Literal["sqlite", "postgres"]:
         return "sqlite" if self.database_url.startswith("sqlite:") else "postgres"
+
