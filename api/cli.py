@@ -4,6 +4,10 @@ import json
 import signal
 import sys
 import threading
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -19,14 +23,13 @@ from api.problems import Problem
 from api.reads import resolve_times
 from domain.errors import LedgerError
 from domain.evaluator import Posture
-from infra.bootstrap import Container, bootstrap
+from infra.bootstrap import Container
 from infra.bundle import BundleError, verify_bundle
 from infra.checkpoints import (
     Checkpoint,
     Checkpointer,
     SigningKey,
     load_public_key,
-    signing_key_path,
     verify_extends,
 )
 from infra.gc_pause import gc_paused
@@ -38,6 +41,7 @@ from infra.runner import ProjectionRunner, Workers
 from infra.seal import format_time
 from infra.service import AppendService, ReadService, request_fingerprint
 from infra.settings import Settings
+from infra.startup import StartupError, load_settings, open_database, signing_key
 from projections.findings import PROJECTION_NAME
 
 if TYPE_CHECKING:
@@ -51,10 +55,63 @@ err = Console(stderr=True)
 out = Console()
 
 
-def _start() -> Container:
-    settings = Settings()
+@dataclass
+class _Options:
+    debug: bool = False
+
+
+_options = _Options()
+
+
+@cli.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="show the traceback of a failure to start")] = False,
+) -> None:
+    _options.debug = debug
+
+
+@contextmanager
+def _startup() -> Iterator[None]:
+    """A failure to start is one line on stderr saying what to fix, and exit code 2."""
+    try:
+        yield
+    except StartupError as error:
+        if _options.debug:
+            traceback.print_exception(error)
+        print(f"chipledger: {error}", file=sys.stderr)
+        raise typer.Exit(2) from None
+
+
+def _settings() -> Settings:
+    with _startup():
+        settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
-    return bootstrap(settings)
+    return settings
+
+
+def _open(settings: Settings) -> Container:
+    with _startup():
+        return open_database(settings)
+
+
+def _start() -> Container:
+    return _open(_settings())
+
+
+def _start_signing() -> tuple[Container, SigningKey]:
+    return _start_signing_with(_settings())
+
+
+def _start_signing_with(settings: Settings) -> tuple[Container, SigningKey]:
+    """The container and the key its checkpoints are signed with."""
+    container = _open(settings)
+    try:
+        with _startup():
+            return container, signing_key(container)
+    except BaseException:
+        container.close()
+        raise
 
 
 @cli.command()
@@ -72,11 +129,16 @@ def serve(
 
     from api.app import create_app
 
-    settings = Settings()
-    configure_logging(settings.log_format, settings.log_level)
+    settings = _settings()
     if processes == 1:
-        app = create_app(settings, workers=not no_workers)
-        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+        # Opened here, not in the app's lifespan: a database or key that fails is one line
+        # and exit 2, where uvicorn would print a traceback and exit 3.
+        container, _ = _start_signing_with(settings)
+        try:
+            app = create_app(container=container, workers=not no_workers)
+            uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+        finally:
+            container.close()
         return
     if settings.backend != "postgres":
         err.print("--processes above 1 needs PostgreSQL: SQLite has a single writer, which "
@@ -93,8 +155,7 @@ def _serve_processes(settings: Settings, host: str, port: int, processes: int, *
     than in every API process, and supervises the API processes."""
     import uvicorn
 
-    container = bootstrap(settings)
-    key = SigningKey.load_or_create(signing_key_path(container))
+    container, key = _start_signing_with(settings)
     background = Workers(container, poll_interval=settings.poll_interval,
                          checkpointer=Checkpointer(container, key),
                          dispatch=True) if workers else None
@@ -121,8 +182,7 @@ def api_process_app() -> "FastAPI":
 @cli.command()
 def worker() -> None:
     """Run projections, checkpoints and webhook dispatch (no API), until interrupted."""
-    container = _start()
-    key = SigningKey.load_or_create(signing_key_path(container))
+    container, key = _start_signing()
     workers = Workers(container, poll_interval=container.settings.poll_interval,
                       checkpointer=Checkpointer(container, key), dispatch=True)
     stop = threading.Event()
@@ -352,9 +412,8 @@ def export(
     file: Annotated[Path | None, typer.Argument(help="output file; default stdout")] = None,
 ) -> None:
     """Write the whole log with its hashes as NDJSON, verifiable offline."""
-    container = _start()
+    container, key = _start_signing()
     try:
-        key = SigningKey.load_or_create(signing_key_path(container))
         checkpoint = Checkpointer(container, key).checkpoint_now()
         out = file.open("w", encoding="utf-8") if file else sys.stdout
         try:
