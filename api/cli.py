@@ -229,7 +229,7 @@ def posture(
     day, moment_at = _times(as_of, known_at)
     container = _start()
     try:
-        ProjectionRunner(container).catch_up()
+        ProjectionRunner(container).project_to_head()
         service = PostureService(container)
         moment = service.moment(day, moment_at)
         service.check_firm(firm, moment)
@@ -264,7 +264,7 @@ def replay(
             raise typer.Exit(1) from None
     container = _start()
     try:
-        ProjectionRunner(container).catch_up()
+        ProjectionRunner(container).project_to_head()
         result = ReplayService(container).replay(day, moment_at, firm or None, appends)
     except LedgerError as error:
         err.print(f"refused: {error}")
