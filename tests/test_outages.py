@@ -150,7 +150,8 @@ def test_requests_fail_fast_while_the_database_is_away_and_succeed_once_it_is_ba
     served.proxy.pause() if outage == "paused" else served.proxy.kill()
     began = time.monotonic()
 
-    # Step 3: concurrent appends (single and batch) and reads all answer 503 in time.
+    # Step 3: a verification, a replay, then concurrent appends (single and batch) and reads
+    # all answer 503 in time.
     calls: list[tuple[str, str, dict[str, Any]]] = [
         ("POST", "/v1/firms", {"json": firm(f"during-{n}"),
                                "headers": {**served.headers, "Idempotency-Key": f"k-{n}"}})
@@ -165,6 +166,12 @@ def test_requests_fail_fast_while_the_database_is_away_and_succeed_once_it_is_ba
         ("GET", "/v1/firms/before/posture", {}),
         ("GET", "/v1/integrity", {}),
     ]
+    # These read the log a page ahead, in a thread of their own: first, while the pool
+    # still holds connections that went silent.
+    for path, body in [("/v1/integrity/verification", None), ("/v1/replays", {})]:
+        response, took = served.request("POST", path, json=body)
+        assert_unavailable(response, path)
+        assert took < ANSWERED_WITHIN, f"POST {path} took {took:.1f} s"
     with ThreadPoolExecutor(len(calls)) as pool:
         answers = list(pool.map(lambda c: served.request(c[0], c[1], **c[2]), calls))
     for (method, path, _), (response, took) in zip(calls, answers, strict=True):
