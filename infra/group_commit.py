@@ -17,6 +17,7 @@ import asyncio
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from contextvars import copy_context
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -111,7 +112,7 @@ class GroupCommitter:
         through the GIL, cost more than the append's own work)."""
         loop = asyncio.get_running_loop()
         if self.thread is None:  # not started: the caller's own transaction, off the loop
-            return await loop.run_in_executor(None, partial(
+            return await loop.run_in_executor(None, copy_context().run, partial(
                 self.submit, appends, idempotency_key=idempotency_key,
                 fingerprint=fingerprint))
         future: asyncio.Future[None] = loop.create_future()
