@@ -136,11 +136,13 @@ def test_an_integrator_that_crashed_mid_batch_resumes_to_the_same_tree(
     pending = CompactRange.restore(saved).extend(map(leaf_hash, LEAVES[before:before + batch]))
     store.put_nodes(pending[:data.draw(st.integers(0, len(pending)))])
     # a new process resumes at the recorded size, from the store alone or from the state
-    for resumed in (Tree.resume(store, before), Tree(store, CompactRange.restore(saved))):
-        resumed.append_leaves(LEAVES[before:before + batch + 50])
-        end = before + batch + 50
+    end = before + batch + 50
+    from_store, from_state = Tree.resume(store, before), Tree(store, CompactRange.restore(saved))
+    for resumed in (from_store, from_state):
+        resumed.append_leaves(LEAVES[before:end])
         assert resumed.root() == rfc6962.mth(LEAVES[:end])
-    assert _nodes(resumed) == _nodes(tree_of(LEAVES[:end]))
+    # and the store holds what a tree that never stopped holds
+    assert _nodes(from_state) == _nodes(tree_of(LEAVES[:end]))
 
 
 def test_a_resumed_integrator_refuses_a_log_that_changed_under_it() -> None:
