@@ -211,10 +211,10 @@ def parse_note(note: str | bytes) -> tuple[str, list[Signature]]:
     text, lines = message[:split + 1], message[split + 2:]
     if not lines.endswith("\n"):
         raise MalformedNoteError("a note ends with a signature line and its newline")
-    signatures = [_parsed_line(line) for line in lines[:-1].split("\n")]
-    if len(signatures) > MAX_SIGNATURES:
+    signature_lines = lines[:-1].split("\n")
+    if len(signature_lines) > MAX_SIGNATURES:
         raise MalformedNoteError(f"a note has at most {MAX_SIGNATURES} signatures")
-    return text, signatures
+    return text, [_parsed_line(line) for line in signature_lines]
 
 
 def open_note(note: str | bytes, verifiers: Iterable[Verifier]) -> Note:
