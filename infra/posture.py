@@ -6,10 +6,11 @@ own position when it has not got that far yet (the answer says which).
 
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from domain.aggregates import Firm
+from domain.dates import day_after
 from domain.errors import LedgerError, RecordNotFoundError
 from domain.evaluator import (
     Finding,
@@ -121,7 +122,7 @@ class PostureService:
         rows = self.findings.findings(position=position, firm_id=firm_id)
         today = date.today()
         start = start or min((f.valid_from for f in rows), default=today)
-        end = end or max(today, start) + timedelta(days=1)
+        end = end or day_after(max(today, start))
         return start, end, timeline(firm_id, rows, start, end)
 
     def restatements(self, firm_id: str, after: int, upto: int) -> list[Restatement]:
