@@ -222,3 +222,4 @@ def test_the_projection_takes_a_commit_of_records_at_both_ends_of_the_calendar()
     commit = projection.apply_commit(events)
     assert sorted((f.subject_id, f.valid_from) for f in commit.opened) == [
         ("s-first", FIRST), ("s-last", LAST)]
+    assert commit.failed == []
