@@ -238,6 +238,10 @@ def test_a_rebuild_completes_for_every_other_subject_and_reports_the_failed_ones
     assert store.tracking("findings") == bad
     assert [f.subject_id for f in store.findings(position=bad)] == ["ship-bd"]
     assert [a.key for a in hook_container.alarms.active("projection")] == ["shipment/ship-bad"]
+    # A second rebuild evaluates it again, and raises its alarm again.
+    assert _invoke(database_url, "rebuild").exit_code == EXIT_FAILED_SUBJECTS
+    assert [(a.key, a.position) for a in hook_container.alarms.active("projection")] == [
+        ("shipment/ship-bad", bad)]
 
     # Step 3: `chipledger replay` answers too, naming the subject, and exits 3.
     result = _invoke(database_url, "replay", "--as-of", "2025-07-01")
