@@ -29,6 +29,7 @@ from infra.checkpoints import (
     signing_key_path,
     verify_extends,
 )
+from infra.findings_store import PROJECTION_ALARMS
 from infra.gc_pause import gc_paused
 from infra.keys import KeyRing, Role
 from infra.logging import configure_logging
@@ -38,7 +39,7 @@ from infra.runner import ProjectionRunner, Workers
 from infra.seal import format_time
 from infra.service import AppendService, ReadService, request_fingerprint
 from infra.settings import Settings
-from projections.findings import PROJECTION_NAME
+from projections.findings import PROJECTION_NAME, subject_of_key
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -49,6 +50,9 @@ keys = typer.Typer(no_args_is_help=True, help="API keys.")
 cli.add_typer(keys, name="keys")
 err = Console(stderr=True)
 out = Console()
+# The work completed for every subject but these, whose evaluation raised (listed on stderr):
+# not a crash (1) nor a usage error (2), so a script can tell it apart.
+EXIT_FAILED_SUBJECTS = 3
 
 
 def _start() -> Container:
@@ -154,9 +158,18 @@ def rebuild(
                                      total=head.position if head else 0)
             position = ProjectionRunner(container).rebuild(
                 lambda done, _: progress.update(task, completed=done))
+        failed = [a for a in container.alarms.active(PROJECTION_ALARMS)
+                  if subject_of_key(a.key) is not None]
     finally:
         container.close()
     print(f"rebuilt {projection} through position {position}")
+    if failed:
+        err.print(f"{len(failed)} subject(s) could not be evaluated and keep no findings "
+                  "(alarms raised: /readyz says degraded):")
+        for alarm in failed:
+            err.print(f"  {alarm.key} at position {alarm.position}: {alarm.reason}",
+                      markup=False, highlight=False)
+        raise typer.Exit(EXIT_FAILED_SUBJECTS)
 
 
 @cli.command()
@@ -212,12 +225,17 @@ def replay(
     finally:
         container.close()
     out.print(replay_table(result))
+    for failure in result.failed_subjects:
+        err.print(f"not evaluated: {failure.key} (firm {failure.firm_id}): {failure.reason}",
+                  markup=False, highlight=False)
     if result.consistent_with_projections is False:
         for d in result.differences:
             out.print(f"[red]difference[/] {d.firm_id} {d.key}: replayed "
                       f"{d.replayed.status.value if d.replayed else 'none'}, projected "
                       f"{d.projected.status.value if d.projected else 'none'}")
         raise typer.Exit(1)
+    if result.failed_subjects:
+        raise typer.Exit(EXIT_FAILED_SUBJECTS)
 
 
 def replay_table(result: Replay) -> Table:
