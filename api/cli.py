@@ -30,7 +30,7 @@ from infra.checkpoints import (
     verify_extends,
 )
 from infra.gc_pause import gc_paused
-from infra.keys import KeyRing, Role
+from infra.keys import KEY_CACHE_SECONDS, KeyRing, Role
 from infra.logging import configure_logging
 from infra.posture import Moment, PostureService
 from infra.replay import Replay, ReplayService
@@ -281,6 +281,40 @@ def keys_create(
         container.close()
     err.print(f"created {role.value} key {key_id}; store it now, it is not shown again")
     print(key)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Every API key: id, role, created, revoked, name (never the key or its hash)."""
+    container = _start()
+    try:
+        rows = KeyRing(container.store).all_keys()
+    finally:
+        container.close()
+    print(f"{'KEY ID':<10} {'ROLE':<8} {'CREATED':<27} {'REVOKED':<27} NAME")
+    for row in rows:
+        revoked = format_time(row.revoked_at) if row.revoked_at else "-"
+        print(f"{row.key_id:<10} {row.role:<8} {format_time(row.created_at):<27} "
+              f"{revoked:<27} {row.name}")
+
+
+@keys.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="the key's id, as `keys list` shows it")],
+) -> None:
+    """Revoke an API key: servers refuse it within their 5 s key cache."""
+    container = _start()
+    try:
+        row = KeyRing(container.store).revoke(key_id)
+    finally:
+        container.close()
+    if row is None:
+        err.print(f"no API key has the id {key_id!r}; `chipledger keys list` shows them",
+                  soft_wrap=True, markup=False)
+        raise typer.Exit(1)
+    assert row.revoked_at is not None
+    print(f"revoked {row.role} key {row.key_id} ({row.name}) at {format_time(row.revoked_at)}; "
+          f"servers refuse it within {KEY_CACHE_SECONDS:g} s")
 
 
 @cli.command()
