@@ -42,6 +42,7 @@ SECRETS = "chipledger_webhook_secrets"
 DELIVERIES = "chipledger_webhook_deliveries"
 ATTEMPTS = "chipledger_webhook_attempts"
 ALARMS = "chipledger_alarms"
+SIGNING_KEY = "chipledger_signing_key"
 
 
 # (name, PostgreSQL type) of each column a set-based write names.
@@ -80,6 +81,7 @@ class Dialect(Protocol):
     deliveries_table: str
     attempts_table: str
     alarms_table: str
+    signing_key_table: str
 
     def sql(self, statement: str) -> str: ...
     def db_now(self, cursor: Cursor) -> datetime: ...
