@@ -11,6 +11,7 @@ from api.appends import parse_batch_line
 from domain.aggregates import AGGREGATES
 from domain.kinds import Role
 from infra.bootstrap import Container
+from infra.seal import canonical_bytes, chain_hash
 from infra.service import AppendService
 
 # Single events, pages' worth and odd sizes, so commits straddle any page boundary.
@@ -90,3 +91,30 @@ def run_sql(database_url: str, statements: list[str], *, owner_bypass: bool = Fa
 def tamper(database_url: str, statement: str) -> None:
     """One statement as the owner, past the append-only triggers."""
     run_sql(database_url, [statement], owner_bypass=True)
+
+
+def rehash_from(container: Container, position: int, old: bytes, new: bytes) -> None:
+    """As the database owner, behind the triggers: replace `old` by `new` in the stored state
+    of the event at `position`, and rehash the chain from there to the head, as a forger who
+    knows the algorithm would. The log then verifies on its own: only a checkpoint says it
+    changed."""
+    d = container.store.dialect
+    entries = list(container.store.iter_entries(after=position - 1))
+    assert entries
+    assert entries[0].position == position
+    assert old in entries[0].state
+    state = entries[0].state.replace(old, new)
+    literal = f"X'{state.hex()}'" if container.settings.backend == "sqlite" else \
+        f"decode('{state.hex()}', 'hex')"
+    statements = [f"UPDATE {d.events_table} SET state = {literal} WHERE {d.events_id} = "
+                  f"(SELECT notification_id FROM {d.seals_table} WHERE position = {position})"]
+    prev = entries[0].prev_hash
+    for entry in entries:
+        digest = chain_hash(prev, canonical_bytes(
+            position=entry.position, recorded_at=entry.recorded_at,
+            originator_id=entry.originator_id, originator_version=entry.originator_version,
+            topic=entry.topic, state=state if entry.position == position else entry.state))
+        statements.append(f"UPDATE {d.seals_table} SET prev_hash = '{prev}', hash = "
+                          f"'{digest}' WHERE position = {entry.position}")
+        prev = digest
+    run_sql(container.settings.database_url, statements, owner_bypass=True)
