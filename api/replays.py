@@ -103,7 +103,7 @@ async def create_replay(request: Request, _: Auditor) -> dict[str, Any]:
     except strict_json.JsonRefusedError as refused:
         raise invalid(_numbered(json_errors(refused))) from None
     except ValidationError as error:
-        raise invalid(pydantic_errors(error)) from None
+        raise invalid(_numbered(pydantic_errors(error))) from None
     errors, appends = [], []
     for number, line in enumerate(ask.hypothetical, start=1):
         try:  # read strictly with the whole body already: its JSON again, for its model
@@ -130,7 +130,7 @@ async def create_replay(request: Request, _: Auditor) -> dict[str, Any]:
 
 def _numbered(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Hypothetical records are named by their place in the list, from 1, as when refused by
-    their own validation; `strict_json` counts list items from 0."""
+    their own validation; `strict_json` and pydantic count list items from 0."""
     for entry in errors:
         loc = entry["loc"]
         if loc[1:2] == ["hypothetical"] and len(loc) > 2 and isinstance(loc[2], int):

@@ -298,6 +298,11 @@ class TestJsonText:
         assert "UTF-8" in body["errors"][0]["msg"]
         problem_of(boundary.client.get("/v1/firms/f-good", headers=boundary.headers), 404)
 
+    def test_a_hypothetical_that_is_no_object_is_named_by_its_place_from_1(self, boundary):
+        good = {"type": "firms", "body": {**ALIBABA, "id": "f-what-if"}}
+        boundary.post("/v1/replays", {"hypothetical": [good, 5]},
+                      locs=[("body", "hypothetical", 2)])
+
     def test_invalid_utf8_in_a_single_append_is_refused(self, boundary):
         boundary.raw("/v1/firms", b'{"id": "f-u8", "name": "Ali\xc3(", "hq_country": "CN"}',
                      locs=[("body",)])
@@ -397,6 +402,11 @@ class TestCommandLine:
         assert "line 2" in result.output
         assert "UTF-8" in result.output
         assert boundary.head() == before
+
+    def test_replay_refuses_a_date_past_the_bounds(self, boundary):
+        result = run_cli(boundary, "replay", "--as-of", "9999-12-31")
+        assert result.exit_code == 2, result.output
+        assert "2200-12-31" in result.output
 
     def test_replay_refuses_a_hypothetical_with_a_duplicate_key(self, boundary, tmp_path):
         path = tmp_path / "what-if.ndjson"
