@@ -59,12 +59,23 @@ def parse_body(model: type[M], raw: bytes | str, prefix: tuple[str | int, ...] =
                ) -> M:
     """A body read by `strict_json`, validated by `model`; Problem(422) naming each bad field."""
     try:
-        strict_json.loads(raw)
-        return model.model_validate_json(raw)
+        return validated(model, raw, strict_json.loads(raw))
     except strict_json.JsonRefusedError as refused:
         raise invalid(json_errors(refused, prefix)) from None
     except ValidationError as error:
         raise invalid(pydantic_errors(error, prefix)) from None
+
+
+def validated(model: type[M], raw: bytes | str, value: Any) -> M:
+    """`raw` validated by `model`, strictly, as JSON. Where pydantic's parser refuses what
+    strict_json read (a float of thousands of digits), `value` as read is written again for
+    it: the field then answers for itself (not finite, say) instead of the body as a whole."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        if not any(e["type"] == "json_invalid" for e in error.errors()):
+            raise
+    return model.model_validate_json(json.dumps(value))
 
 
 def parse_append(

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api import strict_json
-from api.appends import parse_batch_item, read_body
+from api.appends import parse_batch_item, read_body, validated
 from api.auth import Auditor, Reader
 from api.posture import _firm_id, _moment, finding_json
 from api.problems import Problem, field_errors, invalid, json_errors, pydantic_errors
@@ -17,7 +17,7 @@ from api.reads import resolve_times
 from domain.errors import FieldProblem, InvalidRecordError
 from domain.evaluator import FindingsDiff, diff_findings
 from domain.ids import is_record_id, record_uuid
-from domain.types import Day
+from domain.types import Day, RecordId
 from infra.posture import Moment, PostureService
 from infra.replay import FirmAnswer, Replay, ReplayService
 from infra.seal import format_time
@@ -30,8 +30,7 @@ class ReplayRequest(BaseModel):
 
     as_of: Day | None = None
     known_at: datetime | None = None
-    firm_ids: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]] | None = \
-        Field(default=None, max_length=1000)
+    firm_ids: list[RecordId] | None = Field(default=None, max_length=1000)
     hypothetical: list[dict[str, Any]] = Field(default_factory=list,
                                                max_length=MAX_HYPOTHETICAL)
 
@@ -98,8 +97,7 @@ async def create_replay(request: Request, _: Auditor) -> dict[str, Any]:
     what the answer would be if they were recorded (they never are)."""
     raw = await read_body(request) or b"{}"
     try:
-        strict_json.loads(raw)
-        ask = ReplayRequest.model_validate_json(raw)
+        ask = validated(ReplayRequest, raw, strict_json.loads(raw))
     except strict_json.JsonRefusedError as refused:
         raise invalid(_numbered(json_errors(refused))) from None
     except ValidationError as error:

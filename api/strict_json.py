@@ -20,8 +20,9 @@ from pydantic_core import from_json
 
 MAX_DEPTH = 32
 """Arrays and objects nested in one another, at most (a batch line needs 6)."""
-MAX_NUMBER_DIGITS = 4300
-"""Digits of one number, at most: Python's own limit on converting text to int."""
+MAX_INTEGER_DIGITS = 4300
+"""Digits of one integer, at most: Python's own limit on converting text to int. (A float of
+any length is read: one too large for a double is infinite, and its field refuses it.)"""
 
 Loc = tuple[str | int, ...]
 
@@ -98,10 +99,10 @@ _LOOK_AGAIN = object()
 
 
 def _quick(text: str) -> Any:
-    """pydantic's parser, which refuses NaN, Infinity, lone surrogates and over-long numbers
-    and keeps the last of duplicate keys. Every member of an object has its own colon, so
-    fewer members than colons means a duplicate collapsed, or a colon inside a string: either
-    way, look again."""
+    """pydantic's parser, which refuses NaN, Infinity, lone surrogates and over-long integers
+    (and some long floats) and keeps the last of duplicate keys. Every member of an object has
+    its own colon, so fewer members than colons means a duplicate collapsed, or a colon inside
+    a string: either way, look again."""
     try:
         value = from_json(text, allow_inf_nan=False)
     except (ValueError, TypeError):  # TypeError: a str it cannot encode (a lone surrogate)
@@ -156,25 +157,17 @@ def _constant(name: str) -> _Refused:
 
 
 def _integer(literal: str) -> int | _Refused:
-    return _too_long(literal) or int(literal)
-
-
-def _float(literal: str) -> float | _Refused:
-    return _too_long(literal) or float(literal)
-
-
-def _too_long(literal: str) -> _Refused | None:
-    digits = sum(c.isdigit() for c in literal) if len(literal) > MAX_NUMBER_DIGITS else 0
-    if digits <= MAX_NUMBER_DIGITS:
-        return None
-    return _Refused(f"a number of {digits} digits: at most {MAX_NUMBER_DIGITS}",
-                    "json_number_too_long")
+    digits = len(literal.lstrip("-"))
+    if digits > MAX_INTEGER_DIGITS:
+        return _Refused(f"an integer of {digits} digits: at most {MAX_INTEGER_DIGITS}",
+                        "json_number_too_long")
+    return int(literal)
 
 
 def _careful(text: str) -> Any:
     try:
         value = json.loads(text, object_pairs_hook=_object, parse_constant=_constant,
-                           parse_int=_integer, parse_float=_float)
+                           parse_int=_integer)
     except json.JSONDecodeError as error:
         raise _whole(f"malformed JSON: {error.msg} (line {error.lineno} column "
                      f"{error.colno})", "json_invalid") from None
