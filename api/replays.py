@@ -17,7 +17,7 @@ from api.reads import resolve_times
 from domain.errors import FieldProblem, InvalidRecordError
 from domain.evaluator import FindingsDiff, diff_findings
 from domain.ids import is_record_id, record_uuid
-from domain.types import Day, RecordId
+from domain.types import RecordId
 from infra.posture import Moment, PostureService
 from infra.replay import FirmAnswer, Replay, ReplayService
 from infra.seal import format_time
@@ -28,7 +28,7 @@ MAX_HYPOTHETICAL = 1000
 class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    as_of: Day | None = None
+    as_of: date | None = None
     known_at: datetime | None = None
     firm_ids: list[RecordId] | None = Field(default=None, max_length=1000)
     hypothetical: list[dict[str, Any]] = Field(default_factory=list,

@@ -250,7 +250,7 @@ def ledger(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             container.close()
 
 
-@settings(max_examples=15, deadline=None, database=None,
+@settings(max_examples=12, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(world=worlds(), as_of=days)
 def test_every_body_at_the_bounds_is_projected_replayed_and_exported(ledger, world, as_of):
