@@ -7,6 +7,10 @@ PostgreSQL the runner sleeps on LISTEN/NOTIFY with a polling fallback; on SQLite
 either, only the holder of the projection's lead works (infra.lead: an advisory lock, a lock
 file beside the SQLite database): another process takes over when it dies, and a one-off
 catch-up (the demo, the posture and replay commands) waits for the leader instead of racing it.
+
+A subject whose evaluation raises does not stop the runner: the projection keeps its last
+good rows, and its alarm (component `projection`, key `<subject_type>/<subject_id>`) is raised
+in the transaction of the batch that met it, and cleared in the one that evaluates it again.
 """
 
 import math
@@ -34,6 +38,7 @@ from projections.findings import (
     FindingsProjection,
     LogEvent,
     commits,
+    subject_key,
 )
 
 log = structlog.get_logger("chipledger.runner")
@@ -67,6 +72,17 @@ def commit_boundary(events: list[LogEvent], size: int) -> int | None:
     return None
 
 
+def _log_subjects(done: list[Commit]) -> None:
+    """Once written: each subject that failed, and each that evaluates again."""
+    for commit in done:
+        for failure in commit.failed:
+            log.error("projection_subject_failed", subject=failure.key,
+                      firm_id=failure.firm_id, position=commit.position, reason=failure.reason)
+        for subject in commit.recovered:
+            log.info("projection_subject_recovered", subject=subject_key(subject),
+                     position=commit.position)
+
+
 class ProjectionRunner:
     name = PROJECTION_NAME
 
@@ -74,7 +90,7 @@ class ProjectionRunner:
                  poll_interval: float = 0.5) -> None:
         self.container = container
         self.store = container.store
-        self.findings = FindingsStore(container.store.dialect)
+        self.findings = FindingsStore(container.store.dialect, container.alarms)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.projection: FindingsProjection | None = None
@@ -90,7 +106,8 @@ class ProjectionRunner:
         position = self.findings.tracking(self.name)
         world, _ = replay_world(self.store, position)  # the replays' fold: one way to read it
         projection = FindingsProjection(world)
-        projection.restore(self.findings.open_findings(), self.findings.open_pieces())
+        projection.restore(self.findings.open_findings(), self.findings.open_pieces(),
+                           self.findings.failing_subjects())
         projection.announced_through = self.findings.last_announced()
         self.projection, self.position = projection, position
         log.info("projection_loaded", projection=self.name, position=position)
@@ -127,6 +144,7 @@ class ProjectionRunner:
     def _write(self, seen: int, reached: int, done: list[Commit]) -> None:
         with gc_paused():
             self.findings.write(self.name, seen, reached, done)
+        _log_subjects(done)
 
     def _writer(self) -> ThreadPoolExecutor:
         if self.writer is None:

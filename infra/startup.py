@@ -11,7 +11,12 @@ import psycopg
 from pydantic import ValidationError
 
 from infra.bootstrap import Container, bootstrap, library_env
-from infra.checkpoints import SigningKey, signing_key_path
+from infra.checkpoints import (
+    SigningKey,
+    SigningKeyMismatchError,
+    signing_key_for,
+    signing_key_path,
+)
 from infra.settings import ENV_PREFIX, Settings, unknown_variables, unknown_variables_message
 
 
@@ -87,10 +92,13 @@ def database_name(settings: Settings) -> str:
 
 
 def signing_key(container: Container) -> SigningKey:
-    """The key this process signs checkpoints with, created on first start."""
+    """The key this process signs checkpoints with, created on first start, which must be the
+    one its database registered."""
     path = signing_key_path(container)
     try:
-        return SigningKey.load_or_create(path)
+        return signing_key_for(container)
+    except SigningKeyMismatchError as error:
+        raise StartupError(str(error)) from error
     except OSError as error:
         where = f" ({error.filename})" if error.filename and str(error.filename) != str(path) \
             else ""
