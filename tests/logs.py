@@ -9,6 +9,7 @@ import psycopg
 
 from api.appends import parse_batch_line
 from infra.bootstrap import Container
+from infra.keys import command_line_user
 from infra.service import AppendService
 
 # Single events, pages' worth and odd sizes, so commits straddle any page boundary.
@@ -19,12 +20,13 @@ def append_in_commits(container: Container, lines: list[dict[str, Any]],
                       sizes: tuple[int, ...] = COMMIT_SIZES) -> None:
     """Append batch lines as a series of commits, their sizes cycling through `sizes`."""
     service = AppendService(container)
+    sender = command_line_user()
     cycle = itertools.cycle(sizes)
     while lines:
         size = next(cycle)
         batch, lines = lines[:size], lines[size:]
         service.append([parse_batch_line(json.dumps(line), n)
-                        for n, line in enumerate(batch, 1)], batch=True)
+                        for n, line in enumerate(batch, 1)], recorded_by=sender, batch=True)
 
 
 def _sqlite_path(url: str) -> str:
