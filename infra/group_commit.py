@@ -193,7 +193,7 @@ class GroupCommitter:
         if not trial.appended:
             if all(o.appended or (o.originator_id, o.version) in build.known
                    for o in trial.outcomes):
-                request.resolve(Answer(status, build([])))
+                request.resolve(Answer(status, build({})))
                 return None
             # It repeats a create staged earlier in this group: answer after the commit.
             return _Ready(request, status, build, frozenset(), writes=False)

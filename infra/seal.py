@@ -13,7 +13,7 @@ infra.store.check_schema).
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -83,7 +83,8 @@ class Submission:
     so nothing of the commit stays if any of that fails."""
 
     recorded_by: RecordedBy
-    build: Callable[[list["Seal"]], Any]  # the answer from the commit's seals
+    # the answer from the commit's seals by (originator id, version)
+    build: Callable[[Mapping[tuple[UUID, int], "Seal"]], Any]
     status: int
     events: frozenset[tuple[UUID, int]] | None = None  # None: every event of the commit
     idempotency_key: str | None = None

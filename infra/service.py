@@ -3,11 +3,12 @@ records as of a valid date and as known at a record time."""
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from uuid import UUID
 
 import structlog
 from eventsourcing.persistence import IntegrityError
@@ -89,7 +90,7 @@ class AppendService:
             staged = self.ledger.stage(appends, drafts=batch)
             status, build = self.prepare(staged, batch)
             if not staged.appended:
-                return Answer(status, build([]))
+                return Answer(status, build({}))
             request = Submission(recorded_by, build, status, idempotency_key=idempotency_key,
                                  request_hash=fingerprint)
             try:
@@ -143,10 +144,11 @@ class AnswerBuilder:
                  batch: bool) -> None:
         self.outcomes, self.known, self.batch = outcomes, known, batch
 
-    def __call__(self, seals: list[Seal]) -> Any:
-        """The request's answer from the seals of its commit (which may hold other requests'
-        events too, in a group commit)."""
-        by_event = {**self.known, **{(s.originator_id, s.originator_version): s for s in seals}}
+    def __call__(self, sealed: Mapping[tuple[UUID, int], Seal]) -> Any:
+        """The request's answer from the seals of its commit by (originator id, version)
+        (which may hold other requests' events too, in a group commit)."""
+        # Merged only when needed: the requests of a group share `sealed`, the group's seals
+        by_event = {**self.known, **sealed} if self.known else sealed
         times: dict[datetime, str] = {}  # a commit's events share one time: format it once
         results = [self._result(o, by_event, times) for o in self.outcomes]
         if not self.batch:
@@ -164,7 +166,7 @@ class AnswerBuilder:
         return tuple(o.kind for o in self.outcomes if o.appended)
 
     @staticmethod
-    def _result(outcome: Outcome, by_event: dict[tuple[Any, int], Seal],
+    def _result(outcome: Outcome, by_event: Mapping[tuple[Any, int], Seal],
                 times: dict[datetime, str]) -> dict[str, Any]:
         seal = by_event[(outcome.originator_id, outcome.version)]
         if seal.recorded_at not in times:

@@ -239,8 +239,10 @@ def after_sealing(dialect: Dialect, cursor: Cursor, seals: list[Seal], recorded_
     transaction: if any of it raises, the commit is rolled back."""
     write_side_tables(cursor, seals, kwargs.get("side_write"))
     submissions: list[Submission] = kwargs.get("submissions") or []
-    for submission in submissions:
-        submission.answer = submission.build(seals)
+    if submissions:
+        sealed = {(s.originator_id, s.originator_version): s for s in seals}
+        for submission in submissions:
+            submission.answer = submission.build(sealed)
     store_answers(dialect, cursor, [s for s in submissions if s.idempotency_key is not None],
                   recorded_at)
     sink: list[Seal] | None = kwargs.get("seals")
