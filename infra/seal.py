@@ -169,16 +169,18 @@ def header_end(recorded_by: str, topic: str) -> bytes:
     return f',"recorded_by":{recorded_by},"topic":{topic}}}\n'.encode()
 
 
-class HeaderEnds(dict[tuple[str, str], bytes]):
-    """header_end of each (recorded_by as stored, topic) pair looked up, written once: a log
-    has a few of each (API keys, event classes). Bounded all the same."""
+class HeaderEnds(dict[str, bytes]):
+    """header_end of one sender (as the seals table holds it) with each topic looked up,
+    written once: a log has a few dozen topics (event classes). Bounded all the same."""
 
-    def __missing__(self, key: tuple[str, str]) -> bytes:
-        if len(self) >= 4096:
+    def __init__(self, stored_by: str) -> None:
+        super().__init__()
+        self.recorded_by = RecordedBy.from_stored(stored_by).canonical
+
+    def __missing__(self, topic: str) -> bytes:
+        if len(self) >= 1024:
             self.clear()
-        stored_by, topic = key
-        end = self[key] = header_end(RecordedBy.from_stored(stored_by).canonical,
-                                     json_string(topic))
+        end = self[topic] = header_end(self.recorded_by, json_string(topic))
         return end
 
 
@@ -223,13 +225,17 @@ def seal_batch(
     prev = last_hash
     prev_digest = bytes.fromhex(last_hash)
     moment = format_time(recorded_at)  # one commit, one time: format it once
-    moment_json, ends = json_string(moment), HeaderEnds()
+    moment_json = json_string(moment)
+    senders: dict[RecordedBy, HeaderEnds] = {}
     for offset, (notification_id, originator_id, version, topic, state, recorded_by) in \
             enumerate(sorted(events, key=lambda e: e[0]), start=1):
         position = last_position + offset
         if type(version) is int:  # canonical_header's bytes, its shared end written once
+            ends = senders.get(recorded_by)
+            if ends is None:
+                ends = senders[recorded_by] = HeaderEnds(recorded_by.canonical)
             header = (header_start(f'"{originator_id}"', version, position, moment_json),
-                      ends[recorded_by.canonical, topic])
+                      ends[topic])
         else:
             header = (canonical_header(position, moment, recorded_by, str(originator_id),
                                        version, topic), b"")

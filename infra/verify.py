@@ -102,7 +102,8 @@ def verify_rows(
     the same answers, without an object per event or a hex round trip per hash."""
     expected_position, prev_hash, prev_digest = 1, GENESIS_HASH, bytes.fromhex(GENESIS_HASH)
     sha256, join = hashlib.sha256, b"".join
-    ends = HeaderEnds()
+    senders: dict[str, HeaderEnds] = {}
+    ends, last_by = HeaderEnds(""), None
     last_time: Any = _NO_TIME
     time_text = time_json = ""
     for page in pages:
@@ -121,7 +122,14 @@ def verify_rows(
             if type(position) is int and type(version) is int:
                 # str(UUID)'s form needs no JSON escaping
                 start = header_start(f'"{originator_id}"', version, position, time_json)
-                end = ends[stored_by, topic]
+                if stored_by != last_by:  # a commit, a key's run of commits: one sender
+                    found = senders.get(stored_by)
+                    if found is None:
+                        if len(senders) >= 1024:
+                            senders.clear()
+                        found = senders[stored_by] = HeaderEnds(stored_by)
+                    ends, last_by = found, stored_by
+                end = ends[topic]
             else:
                 start, end = canonical_header(position, time_text,
                                               RecordedBy.from_stored(stored_by),
