@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import appends, audit, ops, posture, problems, reads, replays, webhooks
 from api.problems import Problem
 from infra.bootstrap import Container, bootstrap
-from infra.checkpoints import Checkpointer, SigningKey, signing_key_path
+from infra.checkpoints import Checkpointer, signing_key_for
 from infra.group_commit import GroupCommitter
 from infra.keys import KeyRing
 from infra.metrics import Metrics
@@ -87,7 +87,7 @@ def wire(app: FastAPI, container: Container) -> None:
     app.state.keyring = KeyRing(container.store)
     app.state.posture = PostureService(container)
     app.state.replays = ReplayService(container)
-    app.state.signing_key = SigningKey.load_or_create(signing_key_path(container))
+    app.state.signing_key = signing_key_for(container)
     app.state.checkpointer = Checkpointer(container, app.state.signing_key)
     app.state.webhooks = Webhooks(container)
 

@@ -15,6 +15,7 @@ from infra.checkpoints import (
     SIGNATURE_ALGORITHM,
     Checkpoint,
     Checkpointer,
+    CheckpointRefusedError,
     CheckpointStore,
     SigningKey,
 )
@@ -69,8 +70,7 @@ def export_lines(store: LogStore, checkpoint: Checkpoint | None = None) -> Itera
 async def export_log(request: Request, _: Auditor) -> StreamingResponse:
     """The whole log as NDJSON with hashes, verifiable offline."""
     store: LogStore = request.app.state.container.store
-    checkpointer: Checkpointer = request.app.state.checkpointer
-    checkpoint = await run_in_threadpool(checkpointer.checkpoint_now)
+    checkpoint = await _checkpoint_now(request)
     return StreamingResponse(export_lines(store, checkpoint), media_type="application/x-ndjson")
 
 
@@ -92,12 +92,22 @@ async def read_latest_checkpoint(request: Request, _: Reader) -> dict[str, Any]:
 
 
 async def create_checkpoint(request: Request, _: Auditor) -> JSONResponse:
-    """Sign the head now (unless the latest checkpoint already covers it)."""
-    checkpointer: Checkpointer = request.app.state.checkpointer
-    checkpoint = await run_in_threadpool(checkpointer.checkpoint_now)
+    """Sign the head now (unless the latest checkpoint already covers it); 409 when the head
+    does not extend the latest checkpoint."""
+    checkpoint = await _checkpoint_now(request)
     if checkpoint is None:
         raise Problem(409, "Conflict", "the log is empty: there is no head to sign")
     return JSONResponse(checkpoint.to_json(), status_code=201)
+
+
+async def _checkpoint_now(request: Request) -> Checkpoint | None:
+    checkpointer: Checkpointer = request.app.state.checkpointer
+    try:
+        return await run_in_threadpool(checkpointer.checkpoint_now)
+    except CheckpointRefusedError as refused:
+        raise Problem(409, "Log does not extend the latest checkpoint",
+                      f"{refused.reason}; nothing was signed, and an integrity alarm is raised "
+                      "(see /readyz)", slug="checkpoint-refused") from None
 
 
 def install(app: FastAPI) -> None:

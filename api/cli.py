@@ -4,6 +4,7 @@ import json
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -24,13 +25,17 @@ from infra.bundle import BundleError, verify_bundle
 from infra.checkpoints import (
     Checkpoint,
     Checkpointer,
+    CheckpointRefusedError,
+    Extension,
     SigningKey,
-    load_public_key,
-    signing_key_path,
+    SigningKeyMismatchError,
+    read_public_key,
+    signing_key_for,
     verify_extends,
 )
+from infra.findings_store import PROJECTION_ALARMS
 from infra.gc_pause import gc_paused
-from infra.keys import KeyRing, Role, command_line_user
+from infra.keys import KEY_CACHE_SECONDS, KeyRing, Role, command_line_user
 from infra.logging import configure_logging
 from infra.posture import Moment, PostureService
 from infra.replay import Replay, ReplayService
@@ -38,7 +43,7 @@ from infra.runner import ProjectionRunner, Workers
 from infra.seal import format_time
 from infra.service import AppendService, ReadService, request_fingerprint
 from infra.settings import Settings
-from projections.findings import PROJECTION_NAME
+from projections.findings import PROJECTION_NAME, subject_of_key
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -49,12 +54,25 @@ keys = typer.Typer(no_args_is_help=True, help="API keys.")
 cli.add_typer(keys, name="keys")
 err = Console(stderr=True)
 out = Console()
+# The work completed for every subject but these, whose evaluation raised (listed on stderr):
+# not a crash (1) nor a usage error (2), so a script can tell it apart.
+EXIT_FAILED_SUBJECTS = 3
 
 
 def _start() -> Container:
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
     return bootstrap(settings)
+
+
+def _signing_key(container: Container) -> SigningKey:
+    """The database's signing key, or a one-line exit 2 when the key file holds another."""
+    try:
+        return signing_key_for(container)
+    except SigningKeyMismatchError as error:
+        container.close()
+        err.print(f"chipledger: {error}", soft_wrap=True, markup=False)
+        raise typer.Exit(2) from None
 
 
 @cli.command()
@@ -94,7 +112,7 @@ def _serve_processes(settings: Settings, host: str, port: int, processes: int, *
     import uvicorn
 
     container = bootstrap(settings)
-    key = SigningKey.load_or_create(signing_key_path(container))
+    key = _signing_key(container)
     background = Workers(container, poll_interval=settings.poll_interval,
                          checkpointer=Checkpointer(container, key),
                          dispatch=True) if workers else None
@@ -122,7 +140,7 @@ def api_process_app() -> "FastAPI":
 def worker() -> None:
     """Run projections, checkpoints and webhook dispatch (no API), until interrupted."""
     container = _start()
-    key = SigningKey.load_or_create(signing_key_path(container))
+    key = _signing_key(container)
     workers = Workers(container, poll_interval=container.settings.poll_interval,
                       checkpointer=Checkpointer(container, key), dispatch=True)
     stop = threading.Event()
@@ -154,9 +172,18 @@ def rebuild(
                                      total=head.position if head else 0)
             position = ProjectionRunner(container).rebuild(
                 lambda done, _: progress.update(task, completed=done))
+        failed = [a for a in container.alarms.active(PROJECTION_ALARMS)
+                  if subject_of_key(a.key) is not None]
     finally:
         container.close()
     print(f"rebuilt {projection} through position {position}")
+    if failed:
+        err.print(f"{len(failed)} subject(s) could not be evaluated and keep no findings "
+                  "(alarms raised: /readyz says degraded):")
+        for alarm in failed:
+            err.print(f"  {alarm.key} at position {alarm.position}: {alarm.reason}",
+                      markup=False, highlight=False)
+        raise typer.Exit(EXIT_FAILED_SUBJECTS)
 
 
 @cli.command()
@@ -212,12 +239,17 @@ def replay(
     finally:
         container.close()
     out.print(replay_table(result))
+    for failure in result.failed_subjects:
+        err.print(f"not evaluated: {failure.key} (firm {failure.firm_id}): {failure.reason}",
+                  markup=False, highlight=False)
     if result.consistent_with_projections is False:
         for d in result.differences:
             out.print(f"[red]difference[/] {d.firm_id} {d.key}: replayed "
                       f"{d.replayed.status.value if d.replayed else 'none'}, projected "
                       f"{d.projected.status.value if d.projected else 'none'}")
         raise typer.Exit(1)
+    if result.failed_subjects:
+        raise typer.Exit(EXIT_FAILED_SUBJECTS)
 
 
 def replay_table(result: Replay) -> Table:
@@ -283,6 +315,40 @@ def keys_create(
     print(key)
 
 
+@keys.command("list")
+def keys_list() -> None:
+    """Every API key: id, role, created, revoked, name (never the key or its hash)."""
+    container = _start()
+    try:
+        rows = KeyRing(container.store).all_keys()
+    finally:
+        container.close()
+    print(f"{'KEY ID':<10} {'ROLE':<8} {'CREATED':<27} {'REVOKED':<27} NAME")
+    for row in rows:
+        revoked = format_time(row.revoked_at) if row.revoked_at else "-"
+        print(f"{row.key_id:<10} {row.role:<8} {format_time(row.created_at):<27} "
+              f"{revoked:<27} {row.name}")
+
+
+@keys.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="the key's id, as `keys list` shows it")],
+) -> None:
+    """Revoke an API key: servers refuse it within their 5 s key cache."""
+    container = _start()
+    try:
+        row = KeyRing(container.store).revoke(key_id)
+    finally:
+        container.close()
+    if row is None:
+        err.print(f"no API key has the id {key_id!r}; `chipledger keys list` shows them",
+                  soft_wrap=True, markup=False)
+        raise typer.Exit(1)
+    assert row.revoked_at is not None
+    print(f"revoked {row.role} key {row.key_id} ({row.name}) at {format_time(row.revoked_at)}; "
+          f"servers refuse it within {KEY_CACHE_SECONDS:g} s")
+
+
 @cli.command()
 def verify(
     against: Annotated[Path | None, typer.Option(
@@ -291,40 +357,35 @@ def verify(
     file: Annotated[Path | None, typer.Option(
         "--file", exists=True, dir_okay=False,
         help="verify an export bundle offline, without any database")] = None,
-    public_key: Annotated[Path | None, typer.Option(
-        "--public-key", exists=True, dir_okay=False,
-        help="the service's public key (PEM or base64) to trust for checkpoints")] = None,
+    public_key: Annotated[str | None, typer.Option(
+        "--public-key", help="the service's public key, to trust for checkpoints: a file or "
+        "the text itself, as PEM, base64 of the raw key, or the JSON of GET "
+        "/v1/integrity/public-key")] = None,
+    trust_embedded_key: Annotated[bool, typer.Option(
+        "--trust-embedded-key", help="trust the key a checkpoint carries (without "
+        "--public-key, a checkpoint is otherwise reported unverified)")] = False,
 ) -> None:
-    """Recompute the hash chain. Exits 1 and names the first bad position on a mismatch."""
-    try:
-        trusted = load_public_key(public_key.read_text()) if public_key else None
-    except ValueError as error:
-        err.print(f"{public_key}: not an Ed25519 public key (PEM or base64): {error}")
-        raise typer.Exit(2) from None
-    try:
-        earlier = Checkpoint.from_json(json.loads(against.read_text())) if against else None
-    except (ValueError, KeyError, TypeError) as error:
-        err.print(f"{against}: not a chipledger checkpoint (JSON with position, hash, "
-                  f"recorded_at, signed_at, key_id, public_key, signature): {error}")
-        raise typer.Exit(2) from None
+    """Recompute the hash chain. Exits 1 and names the first bad position on a mismatch; exits
+    1 too when a checkpoint's signature was checked by no trusted key."""
+    trust = _trust(public_key, trust_embedded_key)
+    earlier = _earlier_checkpoint(against)
     if file is not None:
-        _verify_bundle(file, trusted, earlier)
+        _verify_bundle(file, trust, earlier)
         return
     container = _start()
     try:
         if earlier is not None:
-            extension = verify_extends(container.store.iter_entries(), earlier, trusted)
+            extension = verify_extends(container.store.iter_entries(), earlier, trust.public)
             result = extension.chain
         else:
             extension, result = None, ReadService(container).verify()
     finally:
         container.close()
-    if extension is not None and not extension.ok:
-        print(f"MISMATCH against checkpoint at position {extension.checkpoint_position}: "
-              f"{extension.reason}")
-        raise typer.Exit(1)
+    if extension is not None and earlier is not None:
+        _report_extension(extension, earlier, trust)
     if result.ok:
-        extends = f"; extends checkpoint {earlier.position}" if earlier else ""
+        extends = f"; extends checkpoint {earlier.position}, signed by " \
+            f"{trust.signer(earlier.key_id)}" if earlier else ""
         print(f"ok: verified {result.verified_through} events; head hash "
               f"{result.head_hash}{extends}")
         return
@@ -333,9 +394,67 @@ def verify(
     raise typer.Exit(1)
 
 
-def _verify_bundle(file: Path, trusted: bytes | None, earlier: Checkpoint | None) -> None:
+@dataclass(frozen=True)
+class Trust:
+    """What a checkpoint's signature is checked by: a key the auditor gave, or (by choice) the
+    key embedded in the checkpoint, or nothing trusted."""
+
+    public: bytes | None
+    embedded: bool
+
+    @property
+    def trusted(self) -> bool:
+        return self.public is not None or self.embedded
+
+    def signer(self, key_id: str) -> str:
+        if self.public is not None:
+            return f"the trusted key {key_id}"
+        return f"the key {key_id} embedded in it (trusted: --trust-embedded-key)"
+
+    def unverified(self, what: str, key_id: str) -> str:
+        return (f"UNVERIFIED: {what}, but its signature was checked only by the key embedded "
+                f"in it ({key_id}), which whoever wrote it chose: pass the service's key with "
+                "--public-key (GET /v1/integrity/public-key), or --trust-embedded-key")
+
+
+def _trust(public_key: str | None, trust_embedded_key: bool) -> Trust:
+    if public_key is not None and trust_embedded_key:
+        err.print("give --public-key or --trust-embedded-key, not both", soft_wrap=True)
+        raise typer.Exit(2)
     try:
-        result = verify_bundle(file, trusted_public=trusted, against=earlier)
+        public = read_public_key(public_key) if public_key is not None else None
+    except ValueError as error:
+        err.print(f"--public-key: not an Ed25519 public key: {error}", soft_wrap=True,
+                  markup=False)
+        raise typer.Exit(2) from None
+    return Trust(public, trust_embedded_key)
+
+
+def _earlier_checkpoint(against: Path | None) -> Checkpoint | None:
+    try:
+        return Checkpoint.from_json(json.loads(against.read_text())) if against else None
+    except (ValueError, KeyError, TypeError) as error:
+        err.print(f"{against}: not a chipledger checkpoint (JSON with position, hash, "
+                  f"recorded_at, signed_at, key_id, public_key, signature): {error}")
+        raise typer.Exit(2) from None
+
+
+def _report_extension(extension: Extension, earlier: Checkpoint, trust: Trust) -> None:
+    """Exit 1 unless the log extends `earlier` and its signature was checked by trust."""
+    if not extension.ok:
+        print(f"MISMATCH against checkpoint at position {extension.checkpoint_position}: "
+              f"{extension.reason}")
+        raise typer.Exit(1)
+    if not trust.trusted:
+        print(trust.unverified(f"the log extends checkpoint {earlier.position}",
+                               earlier.key_id))
+        raise typer.Exit(1)
+
+
+def _verify_bundle(file: Path, trust: Trust, earlier: Checkpoint | None) -> None:
+    try:
+        result = verify_bundle(file, trusted_public=trust.public, against=earlier,
+                               trust_embedded=trust.embedded)
     except BundleError as error:
         print(f"NOT A BUNDLE: {error}")
         raise typer.Exit(1) from None
@@ -343,19 +462,32 @@ def _verify_bundle(file: Path, trusted: bytes | None, earlier: Checkpoint | None
         for problem in result.problems:
             print(f"MISMATCH: {problem}")
         raise typer.Exit(1)
-    signed = "signed checkpoint ok" if result.checkpoint_ok else "no signed checkpoint"
-    print(f"ok: {file} holds {result.entries} events, chain intact, {signed}")
+    holds = f"{file} holds {result.entries} events, chain intact"
+    if result.checkpoint is None:
+        print(f"UNVERIFIED: {holds}, but it carries no signed checkpoint: nothing says who "
+              "wrote it")
+        raise typer.Exit(1)
+    if not result.key_trusted:
+        print(trust.unverified(holds, result.checkpoint.key_id))
+        raise typer.Exit(1)
+    print(f"ok: {holds}, signed checkpoint ok, by {trust.signer(result.checkpoint.key_id)}")
 
 
 @cli.command()
 def export(
     file: Annotated[Path | None, typer.Argument(help="output file; default stdout")] = None,
 ) -> None:
-    """Write the whole log with its hashes as NDJSON, verifiable offline."""
+    """Write the whole log with its hashes as NDJSON, verifiable offline. Exits 1, writing
+    nothing, when the log does not extend its latest checkpoint."""
     container = _start()
+    key = _signing_key(container)
     try:
-        key = SigningKey.load_or_create(signing_key_path(container))
-        checkpoint = Checkpointer(container, key).checkpoint_now()
+        try:
+            checkpoint = Checkpointer(container, key).checkpoint_now()
+        except CheckpointRefusedError as refused:
+            err.print(f"refused: {refused.reason}; nothing signed or exported, and an "
+                      "integrity alarm is raised", soft_wrap=True)
+            raise typer.Exit(1) from None
         out = file.open("w", encoding="utf-8") if file else sys.stdout
         try:
             for line in export_lines(container.store, checkpoint):

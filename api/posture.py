@@ -1,5 +1,7 @@
 """Posture, residency, timelines and restatements of api.md."""
 
+import asyncio
+import time
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -7,16 +9,17 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Reader
-from api.problems import Problem
+from api.problems import Problem, invalid
 from api.reads import AsOf, KnownAt, resolve_times
 from domain.evaluator import Finding, Posture, Processing
 from domain.ids import is_record_id
 from domain.types import Status
-from infra.posture import Moment, PostureService
+from infra.posture import MAX_WAIT_SECONDS, Moment, PostureService, ProjectionBehindError
 from infra.seal import format_time
 
-MinPosition = Annotated[int | None, Query(ge=0, description="wait (up to 5 s) until the read "
-                                                            "models have reached this position")]
+MinPosition = Annotated[int | None, Query(ge=0, description=(
+    "wait (up to 5 s, then 503 with Retry-After) until the read models have reached this "
+    "position; a position beyond the log's head is a 422"))]
 
 
 def finding_json(f: Finding) -> dict[str, Any]:
@@ -54,11 +57,45 @@ def _firm_id(firm_id: str) -> str:
     return firm_id
 
 
+# How often a read-your-writes wait looks at the read models' position: soon, then less often.
+_FIRST_LOOK, _LATEST_LOOK = 0.01, 0.2
+
+
 async def _moment(service: PostureService, as_of: date | None, known_at: datetime | None,
                   min_position: int | None) -> Moment:
-    await run_in_threadpool(service.wait_for, min_position)
+    if min_position is not None:
+        await reach(service, min_position)
     day, moment = resolve_times(as_of, known_at)
     return await run_in_threadpool(service.moment, day, moment)
+
+
+async def reach(service: PostureService, min_position: int,
+                timeout: float = MAX_WAIT_SECONDS) -> None:
+    """Read-your-writes: wait until the read models have reached `min_position`. The wait is
+    on the event loop (each look is one short query in a worker thread), so waiting requests
+    hold no thread from the others; a position past the log's head is refused at once."""
+    reached = await run_in_threadpool(service.projected)
+    if reached >= min_position:
+        return
+    head = await run_in_threadpool(service.head_position)
+    if min_position > head:
+        raise _beyond_head(min_position, head)
+    deadline = time.monotonic() + timeout
+    delay = _FIRST_LOOK
+    while reached < min_position:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ProjectionBehindError(min_position, reached)
+        await asyncio.sleep(min(delay, left))
+        delay = min(delay * 2, _LATEST_LOOK)
+        reached = await run_in_threadpool(service.projected)
+
+
+def _beyond_head(min_position: int, head: int) -> Problem:
+    msg = (f"min_position {min_position} is beyond the head of the log, at position {head}: "
+           "no read model can reach it")
+    return invalid([{"loc": ["query", "min_position"], "field": "query.min_position",
+                     "msg": msg, "type": "beyond_head"}], detail=msg)
 
 
 async def read_posture(request: Request, firm_id: str, _: Reader, as_of: AsOf = None,

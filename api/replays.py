@@ -72,6 +72,10 @@ def replay_json(result: Replay) -> dict[str, Any]:
             "projected": finding_json(d.projected) if d.projected else None,
         } for d in result.differences],
         "firms": [answer_json(f, a) for f, a in result.firms.items()],
+        # Left out of their firm's answer (and of the comparison): their evaluation raised.
+        "failed_subjects": [{"subject_type": f.subject.kind, "subject_id": f.subject.record_id,
+                             "firm_id": f.firm_id, "reason": f.reason}
+                            for f in result.failed_subjects],
     }
     if result.baseline is not None:
         body["hypothetical"] = {

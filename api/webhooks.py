@@ -15,6 +15,7 @@ from api.reads import resolve_times
 from infra.seal import format_time
 from infra.webhooks import Endpoint, Webhooks
 
+MESSAGE_ID = r"^msg_[0-9]+_[0-9]+$"  # as the outbox writes them
 EventType = Literal["posture.changed", "residency.changed", "ledger.appended"]
 
 
@@ -90,8 +91,9 @@ async def list_deliveries(
     status: Annotated[Literal["pending", "succeeded", "failed", "dead"] | None,
                       Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(description="the last message_id of the previous page")
-                      ] = None,
+    cursor: Annotated[str | None, Query(
+        description="the last message_id of the previous page", max_length=64,
+        pattern=MESSAGE_ID)] = None,
 ) -> dict[str, Any]:
     """Deliveries with every attempt: time, status code, latency, error; next attempt."""
     rows = await run_in_threadpool(_hooks(request).deliveries, endpoint_id, status, limit,

@@ -8,6 +8,7 @@
   python -m bench explain --database-url URL   # plans of the point-in-time reads
   python -m bench ingest  --events 200000 --database-url URL-OF-AN-EMPTY-SCHEMA  # vs COPY
   python -m bench appends --clients 64 --seconds 10 --database-url URL  # [--processes N]
+  python -m bench merkle  --events 200000   # Merkle tree integration vs hashing alone
 
 Each measurement that matters for memory runs in a child process, so its peak resident set
 size (ru_maxrss) is its own. Every figure is printed with its ratio to the baseline measured
@@ -164,7 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["build", "replay", "appends", "rebuild", "ingest",
-                                            "verify", "posture", "explain",
+                                            "verify", "posture", "explain", "merkle",
                                             "_replay", "_library_scan", "_rebuild",
                                             "_library_projection"])
     parser.add_argument("--clients", type=int, default=64)
@@ -182,6 +183,7 @@ def main() -> None:
      "verify": lambda: _lazy("bench.verify").main(args.database_url),
      "posture": lambda: _lazy("bench.posture").main(args.database_url, args.queries),
      "explain": lambda: _lazy("bench.explain").main(args.database_url),
+     "merkle": lambda: _lazy("bench.merkle").main(args.events),
      "ingest": lambda: ingest_main(args.database_url, _conninfo(args.database_url),
                                    args.events),
      "_rebuild": lambda: child_rebuild(args.database_url),

@@ -11,12 +11,13 @@ piece, and equal neighbouring pieces are merged into one finding.
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from functools import lru_cache
 from typing import Any
 
 from pydantic import TypeAdapter
 
+from domain.dates import day_after
 from domain.records import RecordState
 from domain.rules import (
     ChipSelector,
@@ -28,7 +29,6 @@ from domain.rules import (
 from domain.types import Status
 from domain.world import FIRM_FIELD, SUBJECT_KIND_OF_RULE, SubjectRef, World
 
-ONE_DAY = timedelta(days=1)
 _RULE = TypeAdapter(Rule)
 
 
@@ -182,7 +182,7 @@ def _licence_cuts(licences: Iterable[RecordState]) -> set[date]:
     for lic in licences:
         cuts.add(_d(lic.original["valid_from"]))
         if lic.original.get("valid_to"):
-            cuts.add(_d(lic.original["valid_to"]) + ONE_DAY)
+            cuts.add(day_after(_d(lic.original["valid_to"])))
         if lic.ended_from:
             cuts.add(lic.ended_from)
     return cuts
@@ -389,7 +389,7 @@ def _judge_shipment(scratch: _Scratch, shipment: RecordState, regulation: Record
 def _span_cuts(state: RecordState) -> set[date]:
     cuts = {_d(state.original["starts_on"]), *state.change_dates()}
     ends = [state.original.get("ends_on")] + [c.fields.get("ends_on") for c in state.changes]
-    cuts |= {_d(e) + ONE_DAY for e in ends if e}
+    cuts |= {day_after(_d(e)) for e in ends if e}
     if state.ended_from:
         cuts.add(state.ended_from)
     return cuts

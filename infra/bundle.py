@@ -1,5 +1,10 @@
 """Offline verification of an export bundle: no database, only the file (and, for trust, the
-service's public key or an earlier checkpoint kept by the auditor)."""
+service's public key or an earlier checkpoint kept by the auditor).
+
+The bundle's checkpoint carries the public key that signed it; whoever rewrote the file could
+have re-signed it with a key of their own, so a signature checked by that embedded key proves
+only that the file is self-consistent. Trust comes from a key given by the auditor, or from
+the auditor's explicit choice to trust the embedded one (`trust_embedded`)."""
 
 import json
 from collections.abc import Generator, Iterator
@@ -48,6 +53,8 @@ class BundleVerification:
     checkpoint_ok: bool | None  # None: the bundle carries no checkpoint
     against: Extension | None
     problems: list[str]
+    checkpoint: Checkpoint | None = None
+    key_trusted: bool = False  # checked by a key given, or the embedded one by choice
 
 
 def _lines(path: Path) -> Generator[tuple[int, str], None, None]:
@@ -121,7 +128,11 @@ def _check_shown_fields(item: dict[str, Any], entry: LogEntry) -> None:
 
 
 def verify_bundle(path: Path, *, trusted_public: bytes | None = None,
-                  against: Checkpoint | None = None) -> BundleVerification:
+                  against: Checkpoint | None = None,
+                  trust_embedded: bool = False) -> BundleVerification:
+    """Verify the chain, the header and its checkpoint (by `trusted_public`, else by the key
+    embedded in it, which counts as trusted only with `trust_embedded`), and the extension of
+    `against`."""
     header = read_header(path)
     problems: list[str] = []
     count = 0
@@ -140,7 +151,7 @@ def verify_bundle(path: Path, *, trusted_public: bytes | None = None,
     elif chain.verified_through != header.get("head_position") or \
             (count and last_hash != header.get("head_hash")):
         problems.append("the header's head does not match the last event")
-    checkpoint_ok = None
+    checkpoint_ok, checkpoint = None, None
     raw = header.get("checkpoint")
     if isinstance(raw, dict):
         checkpoint = _header_checkpoint(raw)
@@ -157,4 +168,8 @@ def verify_bundle(path: Path, *, trusted_public: bytes | None = None,
         extension = verify_extends(read_entries(path), against, trusted_public)
         if not extension.ok:
             problems.append(f"against the earlier checkpoint: {extension.reason}")
-    return BundleVerification(not problems, count, chain, checkpoint_ok, extension, problems)
+        elif checkpoint is not None and checkpoint.key_id != against.key_id:
+            problems.append(f"the earlier checkpoint is signed by key {against.key_id}, the "
+                            f"bundle's by key {checkpoint.key_id}")
+    return BundleVerification(not problems, count, chain, checkpoint_ok, extension, problems,
+                              checkpoint, trusted_public is not None or trust_embedded)

@@ -12,8 +12,13 @@ from typing import Any
 
 from domain.evaluator import Finding, ProcessingPiece
 from domain.types import Status
-from infra.store import Dialect
-from projections.findings import Commit, OpenFinding, OpenPiece
+from domain.world import SubjectRef
+from infra.alarms import Alarms
+from infra.store import Cursor, Dialect
+from projections.findings import Commit, OpenFinding, OpenPiece, subject_key, subject_of_key
+
+# The alarms' component for subjects the projection could not evaluate.
+PROJECTION_ALARMS = "projection"
 
 _COLUMNS = ("firm_id, subject_type, subject_id, regulation_id, valid_from, valid_to, status, "
             "recorded_from_position, recorded_to_position, recorded_from, recorded_to, "
@@ -48,8 +53,9 @@ class TrackingConflictError(Exception):
 
 
 class FindingsStore:
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect, alarms: Alarms | None = None) -> None:
         self.dialect = dialect
+        self.alarms = alarms or Alarms(dialect)
         self.table = dialect.findings_table
         self.pieces_table = dialect.residency_table
 
@@ -97,7 +103,23 @@ class FindingsStore:
                            for o in c.closed_pieces])
             for commit in commits:
                 self._write_outbox(cursor, commit)
+                self._write_alarms(cursor, commit)
             self._move_tracking(cursor, name, seen, reached)
+
+    def _write_alarms(self, cursor: Cursor, commit: Commit) -> None:
+        """A failed subject raises its alarm, a recovered one clears it, in the transaction
+        of the rows that leave the first as it was and bring the second up to date."""
+        for failure in commit.failed:
+            self.alarms.raise_alarm(PROJECTION_ALARMS, failure.key, failure.reason,
+                                    commit.position, cursor=cursor)
+        for subject in commit.recovered:
+            self.alarms.clear(PROJECTION_ALARMS, subject_key(subject),
+                              cursor=cursor)
+
+    def failing_subjects(self) -> list[SubjectRef]:
+        """The subjects whose alarm says their last evaluation raised."""
+        found = (subject_of_key(a.key) for a in self.alarms.active(PROJECTION_ALARMS))
+        return sorted(s for s in found if s is not None)
 
     def _write_outbox(self, cursor: Any, commit: Commit) -> None:
         """The commit's announcements, in the transaction of the findings they announce."""
@@ -140,7 +162,12 @@ class FindingsStore:
         raise TrackingConflictError(f"projection {name} moved on from {seen}")
 
     def clear(self, name: str) -> None:
+        """Empty the read model, and forget its failed subjects: a rebuild finds them again."""
+        failing = self.failing_subjects()
         with self.dialect.transaction(commit=True) as cursor:
+            for subject in failing:
+                self.alarms.clear(PROJECTION_ALARMS, subject_key(subject),
+                                  cursor=cursor)
             cursor.execute(f"DELETE FROM {self.table}")
             cursor.execute(f"DELETE FROM {self.pieces_table}")
             cursor.execute(self.dialect.sql(

@@ -83,6 +83,14 @@ class KeyRing:
         self.store.add_api_key(key_id, name or f"{role}-{key_id}", role.value, digest(key))
         return key_id, key
 
+    def all_keys(self) -> list[ApiKeyRow]:
+        return self.store.api_keys()
+
+    def revoke(self, key_id: str) -> ApiKeyRow | None:
+        """Revoke a key: every server refuses it once its cache (`ttl`) lets go of it. None
+        when no key has this id."""
+        return self.store.revoke_api_key(key_id)
+
     def recently_verified(self, key: str) -> Principal | None:
         """The key's principal if it was found valid in the last `ttl` seconds; no I/O, so
         an event loop may call it. None means: ask `authenticate`."""

@@ -33,6 +33,7 @@ from infra.store import (
     RESIDENCY,
     SEALS,
     SECRETS,
+    SIGNING_KEY,
     TRACKING,
     Columns,
     Cursor,
@@ -66,6 +67,7 @@ class PostgresDialect:
         self.deliveries_table = f'"{schema}".{DELIVERIES}'
         self.attempts_table = f'"{schema}".{ATTEMPTS}'
         self.alarms_table = f'"{schema}".{ALARMS}'
+        self.signing_key_table = f'"{schema}".{SIGNING_KEY}'
 
     def sql(self, statement: str) -> str:
         return statement
@@ -235,11 +237,16 @@ def _ddl(dialect: PostgresDialect) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {dialect.alarms_table} (component text NOT NULL, "
         "key text NOT NULL, reason text NOT NULL, position bigint, "
         "raised_at timestamptz NOT NULL, PRIMARY KEY (component, key))",
+        f"CREATE TABLE IF NOT EXISTS {dialect.signing_key_table} (singleton integer PRIMARY KEY "
+        "CHECK (singleton = 1), key_id text NOT NULL, public_key text NOT NULL, "
+        "registered_at timestamptz NOT NULL)",
         f"CREATE OR REPLACE FUNCTION {refuse}() RETURNS trigger LANGUAGE plpgsql AS $$ "
         "BEGIN RAISE EXCEPTION 'chipledger: the ledger is append-only; % on % refused', "
         "TG_OP, TG_TABLE_NAME USING ERRCODE = 'integrity_constraint_violation'; END $$",
     ]
-    for name, table in (("events", dialect.events_table), ("seals", dialect.seals_table)):
+    for name, table in (("events", dialect.events_table), ("seals", dialect.seals_table),
+                        ("checkpoints", dialect.checkpoints_table),
+                        ("signing_key", dialect.signing_key_table)):
         statements += [
             f"CREATE OR REPLACE TRIGGER chipledger_{name}_immutable BEFORE UPDATE OR DELETE "
             f"ON {table} FOR EACH ROW EXECUTE FUNCTION {refuse}()",

@@ -4,12 +4,12 @@ Every answer reflects one position: the last one recorded at `known_at`, or the 
 own position when it has not got that far yet (the answer says which).
 """
 
-import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from domain.aggregates import Firm
+from domain.dates import day_after
 from domain.errors import LedgerError, RecordNotFoundError
 from domain.evaluator import (
     Finding,
@@ -29,7 +29,7 @@ from infra.bootstrap import Container
 from infra.findings_store import FindingsStore
 from projections.findings import PROJECTION_NAME
 
-MAX_WAIT_SECONDS = 5.0
+MAX_WAIT_SECONDS = 5.0  # how long a read waits for the read models to reach min_position
 
 
 class ProjectionBehindError(LedgerError):
@@ -65,17 +65,9 @@ class PostureService:
     def projected(self) -> int:
         return self.findings.tracking(PROJECTION_NAME)
 
-    def wait_for(self, min_position: int | None, timeout: float = MAX_WAIT_SECONDS) -> None:
-        """Read-your-writes: wait until the read model has reached `min_position`."""
-        if min_position is None:
-            return
-        deadline = time.monotonic() + timeout
-        delay = 0.01
-        while (reached := self.projected()) < min_position:
-            if time.monotonic() >= deadline:
-                raise ProjectionBehindError(min_position, reached)
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
+    def head_position(self) -> int:
+        head = self.store.head()
+        return head.position if head else 0
 
     def moment(self, as_of: date, known_at: datetime) -> Moment:
         return Moment(as_of, known_at, min(self.store.position_at(known_at), self.projected()))
@@ -121,7 +113,7 @@ class PostureService:
         rows = self.findings.findings(position=position, firm_id=firm_id)
         today = date.today()
         start = start or min((f.valid_from for f in rows), default=today)
-        end = end or max(today, start) + timedelta(days=1)
+        end = end or day_after(max(today, start))
         return start, end, timeline(firm_id, rows, start, end)
 
     def restatements(self, firm_id: str, after: int, upto: int) -> list[Restatement]:

@@ -4,6 +4,11 @@ The log is streamed from position 1 to the position `known_at` maps to, folded i
 and judged by the same pure evaluator the projections call. The projection tables are read
 only afterwards, to say whether they agree. A what-if adds hypothetical events after the log:
 validated like real appends, evaluated, never stored.
+
+A subject whose evaluation raises is left out of its firm's answer and listed among the
+failed subjects; the comparison with the projections leaves it out too (the projections keep
+its last good rows under an alarm), so `consistent_with_projections` still says whether
+everything both could evaluate agrees.
 """
 
 import json
@@ -22,19 +27,25 @@ from domain.evaluator import (
     Finding,
     Posture,
     Processing,
-    findings_for,
+    ProcessingPiece,
     posture_on,
-    residency_on,
+    residency_from,
 )
 from domain.kinds import KIND_BY_EVENT_TYPE
 from domain.records import LoggedEvent
 from domain.types import Status
-from domain.world import World
+from domain.world import SubjectRef, World
 from infra.bootstrap import Container
 from infra.findings_store import FindingsStore
 from infra.gc_pause import gc_paused
 from infra.store import LogStore
-from projections.findings import PROJECTION_NAME
+from projections.findings import (
+    PROJECTION_NAME,
+    SubjectFailure,
+    evaluate,
+    failure_reason,
+    firm_of,
+)
 
 log = structlog.get_logger("chipledger.replay")
 
@@ -66,6 +77,7 @@ class Replay:
     differences: list[Difference] = field(default_factory=list)
     hypothetical_events: int = 0
     baseline: dict[str, FirmAnswer] | None = None
+    failed_subjects: list[SubjectFailure] = field(default_factory=list)
 
 
 def replay_world(store: LogStore, position: int, batch: int = 20_000) -> tuple[World, int]:
@@ -106,20 +118,37 @@ KIND_AND_TYPE = {topic: (KIND_BY_EVENT_TYPE[name].kind, name)
                   for topic, name in TOPIC_TO_TYPE.items()}
 
 
-def judge(world: World, firm_ids: Sequence[str], day: date) -> dict[str, FirmAnswer]:
+Failures = dict[SubjectRef, SubjectFailure]
+
+
+def judge(world: World, firm_ids: Sequence[str], day: date,
+          failures: Failures | None = None) -> dict[str, FirmAnswer]:
+    """Each firm's posture and residency on `day`; a subject whose evaluation raises is left
+    out, and noted in `failures` when given."""
     answers = {}
+    failed: Failures = {} if failures is None else failures
     with gc_paused():
         for firm_id in firm_ids:
-            findings = firm_findings(world, firm_id)
-            status, _, processing = residency_on(world, firm_id, findings, day)
+            findings, pieces = firm_findings(world, firm_id, failed)
+            status, _, processing = residency_from(firm_id, findings, pieces, day)
             answers[firm_id] = FirmAnswer(posture_on(firm_id, findings, day), status,
                                           processing)
     return answers
 
 
-def firm_findings(world: World, firm_id: str) -> list[Finding]:
-    return [f for ref in sorted(world.subjects_of_firm(firm_id))
-            for f in findings_for(world, ref) if f.firm_id == firm_id]
+def firm_findings(world: World, firm_id: str, failures: Failures
+                  ) -> tuple[list[Finding], list[ProcessingPiece]]:
+    findings: list[Finding] = []
+    pieces: list[ProcessingPiece] = []
+    for ref in sorted(world.subjects_of_firm(firm_id)):
+        try:
+            found, processed = evaluate(world, ref)
+        except Exception as error:
+            failures[ref] = SubjectFailure(ref, firm_of(world, ref), failure_reason(error))
+            continue
+        findings += [f for f in found if f.firm_id == firm_id]
+        pieces += processed
+    return findings, pieces
 
 
 class ReplayService:
@@ -134,16 +163,19 @@ class ReplayService:
         world, count = replay_world(self.store, position)
         firms = list(firm_ids) if firm_ids else sorted(f.record_id for f in
                                                        world.of_kind("firm"))
-        result = Replay(as_of, known_at, position, count, judge(world, firms, as_of))
+        failures: Failures = {}
+        result = Replay(as_of, known_at, position, count, judge(world, firms, as_of, failures))
         if hypothetical:
             result.baseline = result.firms
             result.hypothetical_events = self._imagine(world, hypothetical)
-            result.firms = judge(world, firms, as_of)
-        else:
+            result.firms = judge(world, firms, as_of, failures)
+        result.failed_subjects = [failures[ref] for ref in sorted(failures)]
+        if not hypothetical:
             self._compare(result, firms)
         log.info("replayed", position=position, events=count, firms=len(firms),
                  hypothetical=result.hypothetical_events,
-                 consistent=result.consistent_with_projections)
+                 consistent=result.consistent_with_projections,
+                 failed_subjects=len(result.failed_subjects))
         return result
 
     def _imagine(self, world: World, hypothetical: Sequence[Append]) -> int:
@@ -167,10 +199,12 @@ class ReplayService:
         result.projection_position = projected_to
         if projected_to < result.position:
             return  # the read model has not got there yet: no verdict either way
+        failed = {(f.subject.kind, f.subject.record_id) for f in result.failed_subjects}
         for firm_id in firms:
             mine = {f.key: f for f in result.firms[firm_id].posture.findings}
             theirs = {f.key: f for f in self.findings.findings(
-                position=result.position, firm_id=firm_id, day=result.as_of)}
+                position=result.position, firm_id=firm_id, day=result.as_of)
+                if f.key[:2] not in failed}
             for key in sorted(mine.keys() | theirs.keys()):
                 if mine.get(key) != theirs.get(key):
                     result.differences.append(

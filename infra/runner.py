@@ -5,6 +5,10 @@ commit) are processed per transaction, with the tracking row in the same transac
 once; a crash resumes from the last committed batch). On
 PostgreSQL the runner sleeps on LISTEN/NOTIFY with a polling fallback, and only the holder of
 an advisory lock works: another process takes over when it dies. On SQLite it polls.
+
+A subject whose evaluation raises does not stop the runner: the projection keeps its last
+good rows, and its alarm (component `projection`, key `<subject_type>/<subject_id>`) is raised
+in the transaction of the batch that met it, and cleared in the one that evaluates it again.
 """
 
 import threading
@@ -30,6 +34,7 @@ from projections.findings import (
     FindingsProjection,
     LogEvent,
     commits,
+    subject_key,
 )
 
 log = structlog.get_logger("chipledger.runner")
@@ -63,6 +68,17 @@ def commit_boundary(events: list[LogEvent], size: int) -> int | None:
     return None
 
 
+def _log_subjects(done: list[Commit]) -> None:
+    """Once written: each subject that failed, and each that evaluates again."""
+    for commit in done:
+        for failure in commit.failed:
+            log.error("projection_subject_failed", subject=failure.key,
+                      firm_id=failure.firm_id, position=commit.position, reason=failure.reason)
+        for subject in commit.recovered:
+            log.info("projection_subject_recovered", subject=subject_key(subject),
+                     position=commit.position)
+
+
 class ProjectionRunner:
     name = PROJECTION_NAME
 
@@ -70,7 +86,7 @@ class ProjectionRunner:
                  poll_interval: float = 0.5) -> None:
         self.container = container
         self.store = container.store
-        self.findings = FindingsStore(container.store.dialect)
+        self.findings = FindingsStore(container.store.dialect, container.alarms)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.projection: FindingsProjection | None = None
@@ -86,7 +102,8 @@ class ProjectionRunner:
         position = self.findings.tracking(self.name)
         world, _ = replay_world(self.store, position)  # the replays' fold: one way to read it
         projection = FindingsProjection(world)
-        projection.restore(self.findings.open_findings(), self.findings.open_pieces())
+        projection.restore(self.findings.open_findings(), self.findings.open_pieces(),
+                           self.findings.failing_subjects())
         projection.announced_through = self.findings.last_announced()
         self.projection, self.position = projection, position
         log.info("projection_loaded", projection=self.name, position=position)
@@ -123,6 +140,7 @@ class ProjectionRunner:
     def _write(self, seen: int, reached: int, done: list[Commit]) -> None:
         with gc_paused():
             self.findings.write(self.name, seen, reached, done)
+        _log_subjects(done)
 
     def _writer(self) -> ThreadPoolExecutor:
         if self.writer is None:

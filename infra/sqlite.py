@@ -24,6 +24,7 @@ from infra.store import (
     RESIDENCY,
     SEALS,
     SECRETS,
+    SIGNING_KEY,
     TRACKING,
     Columns,
     Cursor,
@@ -51,6 +52,7 @@ class SQLiteDialect:
     deliveries_table = DELIVERIES
     attempts_table = ATTEMPTS
     alarms_table = ALARMS
+    signing_key_table = SIGNING_KEY
 
     def __init__(self, datastore: SQLiteDatastore) -> None:
         self.datastore = datastore
@@ -198,8 +200,13 @@ class SealingSQLiteRecorder(SQLiteApplicationRecorder):
             f"CREATE TABLE IF NOT EXISTS {ALARMS} (component TEXT NOT NULL, key TEXT NOT NULL, "
             "reason TEXT NOT NULL, position INTEGER, raised_at TEXT NOT NULL, "
             "PRIMARY KEY (component, key))",
+            f"CREATE TABLE IF NOT EXISTS {SIGNING_KEY} (singleton INTEGER PRIMARY KEY "
+            "CHECK (singleton = 1), key_id TEXT NOT NULL, public_key TEXT NOT NULL, "
+            "registered_at TEXT NOT NULL)",
             *_immutable(self.events_table_name),
             *_immutable(SEALS),
+            *_immutable(CHECKPOINTS),
+            *_immutable(SIGNING_KEY),
         ]
 
     def create_table(self) -> None:

@@ -50,6 +50,7 @@ SECRETS = "chipledger_webhook_secrets"
 DELIVERIES = "chipledger_webhook_deliveries"
 ATTEMPTS = "chipledger_webhook_attempts"
 ALARMS = "chipledger_alarms"
+SIGNING_KEY = "chipledger_signing_key"
 
 
 # (name, PostgreSQL type) of each column a set-based write names.
@@ -88,6 +89,7 @@ class Dialect(Protocol):
     deliveries_table: str
     attempts_table: str
     alarms_table: str
+    signing_key_table: str
 
     def sql(self, statement: str) -> str: ...
     def db_now(self, cursor: Cursor) -> datetime: ...
@@ -309,6 +311,7 @@ class ApiKeyRow:
     name: str
     role: str
     created_at: datetime
+    revoked_at: datetime | None = None
 
 
 class LogStore:
@@ -497,6 +500,32 @@ class LogStore:
         r = rows[0]
         return ApiKeyRow(r["key_id"], r["name"], r["role"],
                          self.dialect.from_db_time(r["created_at"]))
+
+    def api_keys(self) -> list[ApiKeyRow]:
+        """Every key, revoked ones too, oldest first: ids, names, roles and times, never
+        their hashes."""
+        return [self._api_key_row(r) for r in self._rows(
+            f"SELECT key_id, name, role, created_at, revoked_at FROM "
+            f"{self.dialect.api_keys_table} ORDER BY created_at, key_id")]
+
+    def revoke_api_key(self, key_id: str) -> ApiKeyRow | None:
+        """Revoke a key (a revoked key keeps the time it was first revoked); the key as it
+        now is, or None when there is no key with this id."""
+        now = self.dialect_now()  # before the write, as in add_api_key
+        with self.dialect.transaction(commit=True) as cursor:
+            cursor.execute(self.dialect.sql(
+                f"UPDATE {self.dialect.api_keys_table} SET revoked_at = %s "
+                "WHERE key_id = %s AND revoked_at IS NULL"),
+                (self.dialect.to_db_time(now), key_id))
+        rows = self._rows(f"SELECT key_id, name, role, created_at, revoked_at FROM "
+                          f"{self.dialect.api_keys_table} WHERE key_id = %s", (key_id,))
+        return self._api_key_row(rows[0]) if rows else None
+
+    def _api_key_row(self, row: Any) -> ApiKeyRow:
+        revoked = row["revoked_at"]
+        return ApiKeyRow(row["key_id"], row["name"], row["role"],
+                         self.dialect.from_db_time(row["created_at"]),
+                         self.dialect.from_db_time(revoked) if revoked is not None else None)
 
     def dialect_now(self) -> datetime:
         with self.dialect.transaction(commit=False) as cursor:

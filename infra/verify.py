@@ -96,11 +96,14 @@ _NO_TIME = object()
 
 
 def verify_rows(
-    pages: Iterable[Iterable[ChainRow]], canonical_time: Callable[[Any], str]
+    pages: Iterable[Iterable[ChainRow]], canonical_time: Callable[[Any], str], *,
+    after: int = 0, prev_hash: str = GENESIS_HASH,
 ) -> Verification:
     """verify_chain over plain rows, a page at a time: the same checks in the same order with
-    the same answers, without an object per event or a hex round trip per hash."""
-    expected_position, prev_hash, prev_digest = 1, GENESIS_HASH, bytes.fromhex(GENESIS_HASH)
+    the same answers, without an object per event or a hex round trip per hash. With `after`
+    and `prev_hash`, the rows continue a chain trusted up to `after`, whose hash is
+    `prev_hash` (the rows start at `after + 1`)."""
+    expected_position, prev_digest = after + 1, bytes.fromhex(prev_hash)
     sha256, join = hashlib.sha256, b"".join
     senders: dict[str, HeaderEnds] = {}
     ends, last_by = HeaderEnds(""), None

@@ -9,11 +9,9 @@ firm and endpoint, with exponential backoff and jitter over about three days.
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
 import random
 import secrets
-import socket
 import threading
 import time
 import uuid
@@ -23,7 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -40,6 +37,14 @@ from infra.bootstrap import Container
 from infra.seal import RecordedBy, Seal, format_time
 from infra.service import AppendService
 from infra.store import Cursor, Dialect
+from infra.webhook_targets import (
+    PinnedTransport,
+    Resolver,
+    TargetRefused,
+    resolve_target,
+    system_resolver,
+    target_port,
+)
 from projections.outbox import first_seq_after
 
 log = structlog.get_logger("chipledger.webhooks")
@@ -71,26 +76,23 @@ def sign(secret: str, message_id: str, timestamp: int, body: str) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def check_url(url: str, allow_local: bool) -> list[FieldProblem]:
-    """http(s) only; no loopback, private or link-local targets unless allowed."""
+def check_url(url: str, allow_local: bool, resolver: Resolver = system_resolver
+              ) -> list[FieldProblem]:
+    """http(s) with a host and a port in range, parsed as the dispatcher will parse it; unless
+    local receivers are allowed, every address the host resolves to is globally routable."""
     loc = ("url",)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return [FieldProblem(loc, "use an http:// or https:// URL with a host", "url_scheme")]
-    if allow_local:
-        return []
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
-        return [FieldProblem(loc, f"{parts.hostname} does not resolve", "url_unresolvable")]
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_loopback or address.is_private or address.is_link_local or \
-                address.is_unspecified or address.is_reserved or address.is_multicast:
-            return [FieldProblem(loc, f"{parts.hostname} resolves to {address}, a loopback, "
-                                      "private or link-local address; set "
-                                      "CHIPLEDGER_WEBHOOK_ALLOW_LOCAL=1 to allow it",
-                                 "url_local")]
+        parts = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        return [FieldProblem(loc, f"not a URL: {exc}", "url_invalid")]
+    if parts.scheme not in ("http", "https") or not parts.raw_host:
+        return [FieldProblem(loc, "use an http:// or https:// URL with a host", "url_scheme")]
+    try:
+        port = target_port(parts)
+        if not allow_local:
+            resolve_target(parts.raw_host.decode("ascii"), port, resolver, allow_local=False)
+    except TargetRefused as refused:
+        return [FieldProblem(loc, str(refused), refused.kind)]
     return []
 
 
@@ -109,10 +111,11 @@ class Endpoint:
 class Webhooks:
     """Endpoints and their deliveries, on either backend."""
 
-    def __init__(self, container: Container) -> None:
+    def __init__(self, container: Container, resolver: Resolver = system_resolver) -> None:
         self.dialect: Dialect = container.store.dialect
         self.appends = AppendService(container)
         self.settings = container.settings
+        self.resolver = resolver  # the seam tests answer names through (no DNS there)
 
     @contextmanager
     def _tx(self, commit: bool) -> Iterator[Cursor]:
@@ -129,7 +132,7 @@ class Webhooks:
 
     def create(self, url: str, event_types: list[str], description: str | None, *,
                recorded_by: RecordedBy) -> tuple[Endpoint, str]:
-        problems = check_url(url, self.settings.webhook_allow_local)
+        problems = check_url(url, self.settings.webhook_allow_local, self.resolver)
         if problems:
             raise InvalidRecordError(problems)
         secret = new_secret()
@@ -158,6 +161,8 @@ class Webhooks:
         return self.get(endpoint_id), secret
 
     def get(self, endpoint_id: str) -> Endpoint:
+        if "\x00" in endpoint_id:  # no endpoint has one, and PostgreSQL text cannot hold it
+            raise RecordNotFoundError("webhook endpoint", endpoint_id)
         rows = self._select(f"SELECT * FROM {self.dialect.endpoints_table} "
                             "WHERE endpoint_id = %s", (endpoint_id,))
         if not rows:
@@ -312,7 +317,7 @@ class Dispatcher:
     the work on PostgreSQL: claims are taken FOR UPDATE SKIP LOCKED and leased."""
 
     def __init__(self, container: Container, *, timeout: float = 15.0,
-                 backoff_scale: float = 1.0) -> None:
+                 backoff_scale: float = 1.0, resolver: Resolver = system_resolver) -> None:
         self.webhooks = Webhooks(container)
         self.dialect = container.store.dialect
         self.postgres = container.settings.backend == "postgres"
@@ -320,7 +325,9 @@ class Dispatcher:
         self.claim_seconds = CLAIM_SECONDS  # longer than the default 15 s request timeout
         self.backoff_scale = backoff_scale
         self.name = f"dispatcher-{uuid.uuid4().hex[:8]}"
-        self.client = httpx.Client(timeout=timeout, follow_redirects=False)
+        # Every delivery resolves the host, checks each address and connects to one of them.
+        transport = PinnedTransport(resolver, container.settings.webhook_allow_local)
+        self.client = httpx.Client(timeout=timeout, follow_redirects=False, transport=transport)
 
     def close(self) -> None:
         self.client.close()
@@ -413,8 +420,11 @@ class Dispatcher:
             response = self.client.post(claim.url, content=body, headers=headers)
             status_code = response.status_code
             retry_after = _retry_after(response.headers.get("retry-after"))
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # TargetRefused included
             error = f"{type(exc).__name__}: {exc}"[:500]
+            if isinstance(exc, TargetRefused):  # a receiver's name moved somewhere internal
+                log.warning("webhook_target_refused", endpoint_id=claim.endpoint_id,
+                            reason=str(exc))
         latency = int((time.perf_counter() - started) * 1000)
         status = self._record(claim, status_code, error, latency, retry_after)
         log.info("webhook_attempt", endpoint_id=claim.endpoint_id, message_id=claim.message_id,

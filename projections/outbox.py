@@ -8,9 +8,10 @@ A posture change is *new* when it concerns dates from the commit's record date o
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
+from domain.dates import day_after
 from domain.evaluator import Finding, ProcessingPiece, StatusChange, status_changes, timeline
 from domain.types import Status
 
@@ -50,7 +51,9 @@ def _span(changed: Iterable[Finding], recorded: date) -> tuple[date, date]:
         days.add(f.valid_from)
         if f.valid_to is not None:
             days.add(f.valid_to)
-    return min(days), max(days) + timedelta(days=1)
+    # Saturates at date.max: a change that begins on the calendar's very last day falls
+    # outside the span and goes unannounced, where adding a day would stop the projection.
+    return min(days), day_after(max(days))
 
 
 def _split_at(change: StatusChange, recorded: date) -> list[tuple[StatusChange, bool]]:

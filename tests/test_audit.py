@@ -671,7 +671,8 @@ class TestOfflineBundles:
         assert response.content == bundle.read_bytes()
         downloaded = tmp_path / "downloaded.ndjson"
         downloaded.write_bytes(response.content)
-        code, output = verify_in_process("--file", str(downloaded), "--against", str(saved))
+        code, output = verify_in_process("--file", str(downloaded), "--against", str(saved),
+                                         "--trust-embedded-key")
         assert code == 0, output
         # Step 5: what does not hold offline: a key that is not the service's; a forged
         # earlier checkpoint; a checkpoint later than the bundle's head.
@@ -702,7 +703,7 @@ class TestOfflineBundles:
         data = response.content
         bundle = tmp_path / "bundle.ndjson"
         bundle.write_bytes(data)
-        assert verify_in_process("--file", str(bundle))[0] == 0
+        assert verify_in_process("--file", str(bundle), "--trust-embedded-key")[0] == 0
         lines = data.split(b"\n")
         lease = position_of(client, reader, "leases", "alibaba-johor-h100")
         lease_at = len(b"\n".join(lines[:lease])) + 1  # the lease's line (header is line 0)
@@ -729,7 +730,7 @@ class TestOfflineBundles:
         flipped = tmp_path / "flipped.ndjson"
         for name, (index, message) in cases.items():
             flipped.write_bytes(flip(data, index))
-            code, output = verify_in_process("--file", str(flipped))
+            code, output = verify_in_process("--file", str(flipped), "--trust-embedded-key")
             assert code == 1, (name, output)
             assert message in output, (name, output)
         # And any other byte, whatever it is flipped to: a sample across the whole file, plus

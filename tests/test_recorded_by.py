@@ -195,11 +195,13 @@ class TestVerification:
         for collection, body in (("chip-models", H100), ("firms", ALIBABA),
                                  ("firms", ALIBABA_SG)):
             assert client.post(f"/v1/{collection}", json=body, headers=writer).status_code == 201
-        # Step 1: an auditor keeps a checkpoint of the head.
+        # Step 1: an auditor keeps a checkpoint of the head, and the service's public key.
         kept = tmp_path / "kept.json"
         kept.write_text(json.dumps(client.post("/v1/integrity/checkpoints",
                                                headers=auditor).json()))
-        assert cli(settings, "verify", "--against", str(kept)).returncode == 0
+        public = client.get("/v1/integrity/public-key", headers=auditor).json()["public_key_pem"]
+        trusted = ("--against", str(kept), "--public-key", public)
+        assert cli(settings, "verify", *trusted).returncode == 0
         # Step 2: someone with database access claims the firm was recorded by an admin.
         forged = RecordedBy("k-admin", "admin", "admin").canonical
         tamper(database_url, f"UPDATE chipledger_seals SET recorded_by = '{forged}' "
@@ -210,7 +212,7 @@ class TestVerification:
         answer = client.post("/v1/integrity/verification", headers=auditor).json()
         assert (answer["ok"], answer["first_mismatch"], answer["algorithm"]) == (
             False, 2, "sha256-chain-v2")
-        against = cli(settings, "verify", "--against", str(kept))
+        against = cli(settings, "verify", *trusted)
         assert against.returncode == 1
         assert "position 2" in against.stdout
 

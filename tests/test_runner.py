@@ -118,33 +118,50 @@ def _commits_of(sizes: list[int]) -> list[list[Append]]:
     return lines
 
 
+def _append_one_commit_each(container, commits: list[list[Append]]) -> None:
+    """Append each as a commit of its own. Events sharing a recorded_at are one commit to the
+    projection, and SQLite's clock counts milliseconds, so two appends in one millisecond
+    would be one: before the next append, wait for the database clock to pass the last
+    recorded_at (a commit's recorded_at is the later of the clock and the last one's)."""
+    service, dialect = AppendService(container), container.store.dialect
+    for commit in commits:
+        service.append(commit, recorded_by=TEST_WRITER, batch=True)
+        last = container.store.head().recorded_at
+        while True:
+            with dialect.transaction(commit=False) as cursor:
+                if dialect.db_now(cursor) > last:
+                    break
+
+
 class TestWritingBehindTheComputing:
     def test_a_failed_write_drops_what_was_computed_after_it_and_the_runner_recovers(
         self, container
     ):
-        # Step 1: four commits, and a runner whose second batch write fails once.
-        service = AppendService(container)
-        for commit in _commits_of([2, 2, 2, 2]):
-            service.append(commit, recorded_by=TEST_WRITER, batch=True)
+        # Step 1: four commits of two events, each recorded at its own moment, and a runner
+        # (batches of two events: one commit each) whose second write fails once.
+        _append_one_commit_each(container, _commits_of([2, 2, 2, 2]))
+        assert len({e.recorded_at for e in container.store.entries(after=0, limit=8)}) == 4
         runner = ProjectionRunner(container, batch_size=2)
         store = FindingsStore(container.store.dialect)
-        writes = 0
+        writes: list[tuple[int, int]] = []
         write = runner.findings.write
 
-        def failing_once(*args, **kwargs):
-            nonlocal writes
-            writes += 1
-            if writes == 2:
+        def failing_once(name, seen, reached, commits):
+            writes.append((seen, reached))
+            if len(writes) == 2:
                 raise RuntimeError("the database went away")
-            return write(*args, **kwargs)
+            return write(name, seen, reached, commits)
 
         runner.findings.write = failing_once  # type: ignore[method-assign]
-        # Step 2: the failure surfaces from the catch-up, with only the first batch committed.
+        # Step 2: the failure surfaces from the catch-up, with only the first batch committed:
+        # the third batch, computed while the second was being written, was never written.
         with pytest.raises(RuntimeError, match="went away"):
             runner.catch_up()
+        assert writes == [(0, 2), (2, 4)]
         assert store.tracking("findings") == 2
         assert runner.projection is None
         # Step 3: the same runner reloads from what was committed and finishes the log.
         assert runner.catch_up() == 8
+        assert writes[2:] == [(2, 4), (4, 6), (6, 8)]
         assert store.tracking("findings") == 8
         assert store.last_announced() == 8

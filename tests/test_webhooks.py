@@ -66,6 +66,7 @@ class Arrival:
     verified_by: tuple[str, ...]  # which of the receiver's secrets verify it
     reply: Reply
     at: float  # time.monotonic() on arrival
+    headers: Headers  # as received, lower-cased names
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -174,7 +175,7 @@ class Receiver:
             self.arrivals.append(Arrival(
                 webhook_id, headers.get("webhook-timestamp", ""),
                 headers.get("webhook-signature", "").split(" "), body, tuple(verified), reply,
-                time.monotonic()))
+                time.monotonic(), headers))
         return reply
 
     def leave(self, webhook_id: str) -> None:
@@ -990,7 +991,7 @@ class TestKilledDispatcher:
         # Step 1: another process dispatches; it is killed while a request is in flight.
         marker = tmp_path / "dispatcher-running"
         env = {**os.environ, "CHIPLEDGER_DATABASE_URL": database_url,
-               "CHIPLEDGER_LOG_LEVEL": "warning"}
+               "CHIPLEDGER_LOG_LEVEL": "warning", "CHIPLEDGER_WEBHOOK_ALLOW_LOCAL": "1"}
         child = subprocess.Popen([sys.executable, "-c", KILLED_DISPATCHER, "2", str(marker)],
                                  env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE)
