@@ -1,22 +1,25 @@
 """Every append endpoint of api.md, generated from the kinds table, plus `/v1/events:batch`.
 
-Bodies are read raw and validated strictly from JSON (a number in a string is refused), so
-the same parser serves single appends, batch lines and `chipledger import`.
+Bodies are read raw, as JSON by `strict_json` (strict UTF-8, no duplicate keys, no NaN, nesting
+and integers within its limits), then validated strictly by the body's model (a number in a
+string is refused), so the same parser serves single appends, batch lines, `chipledger
+import` and the what-ifs of replays.
 """
 
 import json
+import re
 from collections.abc import Callable, Coroutine
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError, create_model
-from pydantic_core import from_json
 from starlette.concurrency import run_in_threadpool
 
+from api import strict_json
 from api.auth import Writer, recorded_by
-from api.problems import Problem, invalid, pydantic_errors
+from api.problems import Problem, invalid, json_errors, pydantic_errors
 from domain.application import Append
 from domain.bodies import Body
 from domain.errors import FieldProblem, InvalidRecordError
@@ -26,8 +29,10 @@ from infra.gc_pause import gc_paused
 from infra.group_commit import GroupCommitter
 from infra.service import Answer, request_fingerprint
 
-BATCH_MEDIA_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-seq")
+JSON = "application/json"
+NDJSON = "application/x-ndjson"
 MAX_BATCH_LINES = 100_000
+M = TypeVar("M", bound=BaseModel)
 
 
 def action_segment(spec: KindSpec, role: Role) -> str:
@@ -50,6 +55,29 @@ ACTIONS: dict[tuple[str, str], Role] = {
 }
 
 
+def parse_body(model: type[M], raw: bytes | str, prefix: tuple[str | int, ...] = ("body",)
+               ) -> M:
+    """A body read by `strict_json`, validated by `model`; Problem(422) naming each bad field."""
+    try:
+        return validated(model, raw, strict_json.loads(raw))
+    except strict_json.JsonRefusedError as refused:
+        raise invalid(json_errors(refused, prefix)) from None
+    except ValidationError as error:
+        raise invalid(pydantic_errors(error, prefix)) from None
+
+
+def validated(model: type[M], raw: bytes | str, value: Any) -> M:
+    """`raw` validated by `model`, strictly, as JSON. Where pydantic's parser refuses what
+    strict_json read (a float of thousands of digits), `value` as read is written again for
+    it: the field then answers for itself (not finite, say) instead of the body as a whole."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        if not any(e["type"] == "json_invalid" for e in error.errors()):
+            raise
+    return model.model_validate_json(json.dumps(value))
+
+
 def parse_append(
     spec: KindSpec,
     role: Role,
@@ -60,45 +88,55 @@ def parse_append(
     prefix: tuple[str | int, ...] = ("body",),
 ) -> Append:
     """Validate one body; raises Problem(422) naming every bad field."""
-    model = spec.bodies[role]
-    try:
-        body = model.model_validate_json(raw)
-    except ValidationError as error:
-        raise invalid(pydantic_errors(error, prefix)) from None
+    body = parse_body(spec.bodies[role], raw, prefix)
     return Append(spec.kind, role, body, record_id, expected_version)
 
 
 def parse_batch_line(line: str | bytes, number: int) -> Append:
     """A batch line: {"type": "leases", "body": {...}} or, for a later append,
     {"type": "leases/amendments", "id": "l-1", "body": {...}} (also "leases/l-1/amendments")."""
-    where: tuple[str | int, ...] = ("body", number)
     try:
-        # pydantic's parser takes what json.loads takes, as json.loads reads it, in half the
-        # time; what it refuses goes to json.loads, which accepts some of it (lone
-        # surrogates) and words the refusals as ever
-        item = from_json(line)
-    except (ValueError, TypeError):  # TypeError: a str it cannot encode (a lone surrogate)
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise invalid([_err(where, f"malformed JSON: {error.msg}", "json_invalid")]
-                          ) from None
+        item = strict_json.loads(line)
+    except strict_json.JsonRefusedError as refused:
+        raise invalid(json_errors(refused, ("body", number))) from None
+    return parse_batch_item(item, line, number)
+
+
+def parse_batch_item(item: Any, line: str | bytes, number: int) -> Append:
+    """A batch line already read by `strict_json` (`item`), with the JSON it was read from."""
+    where: tuple[str | int, ...] = ("body", number)
     if not isinstance(item, dict) or set(item) - {"type", "id", "body"} or "body" not in item \
             or not isinstance(item.get("type"), str):
         raise invalid([_err(where, 'expected {"type": "...", "id"?: "...", "body": {...}}',
                             "batch_line")])
     spec, role, record_id = _resolve_type(item["type"], item.get("id"), where)
+    model = spec.bodies[role]
     try:
-        line_body = _line_model(spec.bodies[role]).model_validate_json(line)
+        line_body = _line_model(model).model_validate_json(line)
     except ValidationError as error:
         if any(e["type"] == "json_invalid" or e["loc"][:1] != ("body",)
                for e in error.errors()):
-            # Text that json.loads took but pydantic refuses (a lone surrogate, escaped or
-            # not): the answer names the body, and a column counted in the body alone
-            return parse_append(spec, role, json.dumps(item["body"]), record_id=record_id,
-                                prefix=(*where, "body"))
+            # JSON that strict_json took but pydantic's parser refuses (a float of thousands
+            # of digits): the body validated alone, from the value strict_json read
+            return Append(spec.kind, role, validate_alone(model, item["body"], where),
+                          record_id)
         raise invalid(pydantic_errors(error, where)) from None  # its locs start at "body"
     return Append(spec.kind, role, line_body.body, record_id)
+
+
+def validate_alone(model: type[M], body: Any, where: tuple[str | int, ...]) -> M:
+    """A line's body, already read by strict_json, validated on its own (its JSON again)."""
+    try:
+        return model.model_validate_json(json.dumps(body))
+    except ValidationError as error:
+        raise invalid(pydantic_errors(error, (*where, "body"))) from None
+
+
+def batch_lines(raw: bytes) -> list[tuple[int, bytes]]:
+    """The numbered lines of an NDJSON document that are not blank. Split as bytes, on LF, CR
+    or CRLF only: a line separator inside a JSON string (U+2028, U+0085) is no line break,
+    and each line's UTF-8 is checked on its own, so a bad byte is named by its line."""
+    return [(n, line) for n, line in enumerate(raw.splitlines(), 1) if line.strip()]
 
 
 class _Line(BaseModel):
@@ -137,10 +175,13 @@ def _err(loc: tuple[str | int, ...], msg: str, kind: str) -> dict[str, Any]:
     return {"loc": list(loc), "field": ".".join(map(str, loc)), "msg": msg, "type": kind}
 
 
-async def read_body(request: Request) -> bytes:
+async def read_body(request: Request, media: str = JSON) -> bytes:
+    """The body, at most `max_body_bytes` of it, sent as `media` (UTF-8) or empty."""
+    declared_media = _media_of(request, media)
     limit: int = request.app.state.settings.max_body_bytes
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() \
+            and (len(declared) > 18 or int(declared) > limit):
         raise Problem(413, "Payload too large", f"bodies are limited to {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -148,7 +189,28 @@ async def read_body(request: Request) -> bytes:
         if size > limit:
             raise Problem(413, "Payload too large", f"bodies are limited to {limit} bytes")
         chunks.append(chunk)
+    if size and not declared_media:
+        raise _unsupported(media, "the body has no Content-Type")
     return b"".join(chunks)
+
+
+def _media_of(request: Request, media: str) -> bool:
+    """Whether a Content-Type is declared; 415 unless it is `media`, in UTF-8 if it says."""
+    header = request.headers.get("content-type")
+    if header is None:
+        return False
+    kind, *parameters = (part.strip() for part in header.split(";"))
+    if kind.lower() != media:
+        raise _unsupported(media, f"the body is declared as {kind[:100]!r}")
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() != "utf-8":
+            raise _unsupported(media, "the body must be UTF-8")
+    return True
+
+
+def _unsupported(media: str, why: str) -> Problem:
+    return Problem(415, "Unsupported media type", f"{why}: send Content-Type: {media}")
 
 
 def _idempotency_key(request: Request) -> str | None:
@@ -166,10 +228,13 @@ def _if_match(request: Request) -> int | None:
     if value is None:
         return None
     text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    if not _VERSION.fullmatch(text):  # str.isdigit takes "²", which int() does not
         raise invalid([_err(("header", "If-Match"), "If-Match takes a record version number",
                             "if_match")])
     return int(text)
+
+
+_VERSION = re.compile(r"[0-9]{1,15}")
 
 
 async def run_appends(request: Request, appends: list[Append], raw: bytes, *,
@@ -221,13 +286,8 @@ def _action_handler(spec: KindSpec, role: Role) -> Handler:
 
 async def append_batch(request: Request, _: Writer) -> JSONResponse:
     """Append many records in one transaction: all or nothing."""
-    media = request.headers.get("content-type", "").split(";")[0].strip()
-    if media not in BATCH_MEDIA_TYPES:
-        raise Problem(415, "Unsupported media type", "send application/x-ndjson, one "
-                      '{"type", "body"} per line')
-    raw = await read_body(request)
-    lines = [(n, line) for n, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1)
-             if line.strip()]
+    raw = await read_body(request, NDJSON)
+    lines = batch_lines(raw)
     if not lines:
         raise invalid([_err(("body",), "the batch is empty", "empty_batch")])
     if len(lines) > MAX_BATCH_LINES:

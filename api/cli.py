@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.appends import parse_batch_line
+from api.appends import batch_lines, parse_batch_line
 from api.audit import export_lines
 from api.problems import Problem
 from api.reads import resolve_times
@@ -222,19 +222,19 @@ def replay(
     day, moment_at = _times(as_of, known_at)
     appends = []
     if hypothetical is not None:
-        lines = [line for line in hypothetical.read_text().splitlines() if line.strip()]
         try:
-            appends = [parse_batch_line(line, n) for n, line in enumerate(lines, 1)]
+            appends = [parse_batch_line(line, n)
+                       for n, line in batch_lines(hypothetical.read_bytes())]
         except Problem as problem:
             for entry in problem.errors:
-                err.print(f"{entry['field']}: {entry['msg']}")
+                err.print(f"{entry['field']}: {entry['msg']}", markup=False)
             raise typer.Exit(1) from None
     container = _start()
     try:
         ProjectionRunner(container).catch_up()
         result = ReplayService(container).replay(day, moment_at, firm or None, appends)
     except LedgerError as error:
-        err.print(f"refused: {error}")
+        err.print(f"refused: {error}", markup=False)
         raise typer.Exit(1) from None
     finally:
         container.close()
@@ -506,8 +506,7 @@ def import_(
 ) -> None:
     """Append every line of FILE in one transaction: all or nothing."""
     raw = file.read_bytes()
-    lines = [(n, line) for n, line in enumerate(raw.decode("utf-8").splitlines(), 1)
-             if line.strip()]
+    lines = batch_lines(raw)
     container = _start()
     try:
         appends, problems = [], []
@@ -524,7 +523,9 @@ def import_(
                         progress.update(task, completed=done)
         if problems:
             for entry in problems[:20]:
-                err.print(f"line {entry['loc'][1]}: {entry['field']}: {entry['msg']}")
+                # markup off: a field may be a key from the file, "[/x]" say
+                err.print(f"line {entry['loc'][1]}: {entry['field']}: {entry['msg']}",
+                          markup=False)
             err.print(f"{len(problems)} problem(s); nothing imported")
             raise typer.Exit(1)
         with err.status(f"appending {len(appends)} events in one transaction"):
@@ -533,7 +534,7 @@ def import_(
                 fingerprint=request_fingerprint("IMPORT", str(file), raw),
             )
     except LedgerError as error:
-        err.print(f"refused: {error}; nothing imported")
+        err.print(f"refused: {error}; nothing imported", markup=False)
         raise typer.Exit(1) from None
     finally:
         container.close()

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.strict_json import JsonRefusedError
 from domain.errors import (
     FieldProblem,
     InvalidRecordError,
@@ -61,6 +62,11 @@ def field_errors(problems: Iterable[FieldProblem], prefix: tuple[str | int, ...]
 def pydantic_errors(error: ValidationError, prefix: tuple[str | int, ...] = ("body",)
                     ) -> list[dict[str, Any]]:
     return [_entry((*prefix, *e["loc"]), e["msg"], e["type"]) for e in error.errors()]
+
+
+def json_errors(refused: JsonRefusedError, prefix: tuple[str | int, ...] = ("body",)
+                ) -> list[dict[str, Any]]:
+    return [_entry((*prefix, *p.loc), p.msg, p.type) for p in refused.problems]
 
 
 def _entry(loc: tuple[Any, ...], msg: str, kind: str) -> dict[str, Any]:

@@ -8,14 +8,16 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.appends import parse_batch_line, read_body
+from api import strict_json
+from api.appends import parse_batch_item, read_body, validated
 from api.auth import Auditor, Reader
 from api.posture import _firm_id, _moment, finding_json
-from api.problems import Problem, field_errors, invalid, pydantic_errors
+from api.problems import Problem, field_errors, invalid, json_errors, pydantic_errors
 from api.reads import resolve_times
 from domain.errors import FieldProblem, InvalidRecordError
 from domain.evaluator import FindingsDiff, diff_findings
 from domain.ids import is_record_id, record_uuid
+from domain.types import RecordId
 from infra.posture import Moment, PostureService
 from infra.replay import FirmAnswer, Replay, ReplayService
 from infra.seal import format_time
@@ -28,8 +30,7 @@ class ReplayRequest(BaseModel):
 
     as_of: date | None = None
     known_at: datetime | None = None
-    firm_ids: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]] | None = \
-        Field(default=None, max_length=1000)
+    firm_ids: list[RecordId] | None = Field(default=None, max_length=1000)
     hypothetical: list[dict[str, Any]] = Field(default_factory=list,
                                                max_length=MAX_HYPOTHETICAL)
 
@@ -94,15 +95,17 @@ def replay_json(result: Replay) -> dict[str, Any]:
 async def create_replay(request: Request, _: Auditor) -> dict[str, Any]:
     """Recompute posture and residency from the raw log alone; with `hypothetical` events,
     what the answer would be if they were recorded (they never are)."""
-    raw = await read_body(request)
+    raw = await read_body(request) or b"{}"
     try:
-        ask = ReplayRequest.model_validate_json(raw or b"{}")
+        ask = validated(ReplayRequest, raw, strict_json.loads(raw))
+    except strict_json.JsonRefusedError as refused:
+        raise invalid(_numbered(json_errors(refused))) from None
     except ValidationError as error:
-        raise invalid(pydantic_errors(error)) from None
+        raise invalid(_numbered(pydantic_errors(error))) from None
     errors, appends = [], []
     for number, line in enumerate(ask.hypothetical, start=1):
-        try:
-            appends.append(parse_batch_line(json.dumps(line), number))
+        try:  # read strictly with the whole body already: its JSON again, for its model
+            appends.append(parse_batch_item(line, json.dumps(line), number))
         except Problem as problem:
             errors += [{**e, "loc": ["body", "hypothetical", *e["loc"][1:]],
                         "field": ".".join(map(str, ["body", "hypothetical", *e["loc"][1:]]))}
@@ -121,6 +124,17 @@ async def create_replay(request: Request, _: Auditor) -> dict[str, Any]:
                         "msg": f"no firm with id {', '.join(map(repr, unknown))} as known at "
                                f"{format_time(moment)}", "type": "unknown_reference"}])
     return replay_json(result)
+
+
+def _numbered(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Hypothetical records are named by their place in the list, from 1, as when refused by
+    their own validation; `strict_json` and pydantic count list items from 0."""
+    for entry in errors:
+        loc = entry["loc"]
+        if loc[1:2] == ["hypothetical"] and len(loc) > 2 and isinstance(loc[2], int):
+            entry["loc"] = [*loc[:2], loc[2] + 1, *loc[3:]]
+            entry["field"] = ".".join(map(str, entry["loc"]))
+    return errors
 
 
 def _hypothetical_problems(problems: list[FieldProblem], count: int) -> list[dict[str, Any]]:

@@ -5,13 +5,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.appends import read_body
+from api.appends import parse_body, read_body
 from api.auth import Admin
-from api.problems import invalid, pydantic_errors
 from api.reads import resolve_times
+from domain.types import Text, Url
 from infra.seal import format_time
 from infra.webhooks import Endpoint, Webhooks
 
@@ -22,9 +22,9 @@ EventType = Literal["posture.changed", "residency.changed", "ledger.appended"]
 class EndpointRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    url: Annotated[str, Field(min_length=8, max_length=2000)]
+    url: Url
     event_types: list[EventType] = Field(min_length=1, max_length=3)
-    description: Annotated[str, Field(max_length=2000)] | None = None
+    description: Text | None = None
 
 
 class RecoveryRequest(BaseModel):
@@ -48,11 +48,7 @@ def _hooks(request: Request) -> Webhooks:
 
 async def create_endpoint(request: Request, admin: Admin) -> JSONResponse:
     """Register a receiver; its secret is shown in this answer only."""
-    raw = await read_body(request)
-    try:
-        ask = EndpointRequest.model_validate_json(raw)
-    except ValidationError as error:
-        raise invalid(pydantic_errors(error)) from None
+    ask = parse_body(EndpointRequest, await read_body(request))
     endpoint, secret = await run_in_threadpool(_hooks(request).create, ask.url,
                                                list(ask.event_types), ask.description,
                                                recorded_by=admin.recorded_by)
@@ -104,11 +100,7 @@ async def list_deliveries(
 
 async def recover(request: Request, endpoint_id: str, _: Admin) -> dict[str, Any]:
     """Queue again every delivery that failed or died since `since`."""
-    raw = await read_body(request)
-    try:
-        ask = RecoveryRequest.model_validate_json(raw)
-    except ValidationError as error:
-        raise invalid(pydantic_errors(error)) from None
+    ask = parse_body(RecoveryRequest, await read_body(request))
     since = resolve_times(None, ask.since, name="since")[1]
     count = await run_in_threadpool(_hooks(request).recover, endpoint_id, since)
     return {"endpoint_id": endpoint_id, "requeued": count}

@@ -1,25 +1,31 @@
 """The append bodies of api.md, one pydantic model each: the shape of every event's data.
 
-Validation here is about shape (types, patterns, countries, positive counts). Rules that need
+Validation here is about shape (types, patterns, countries, positive counts) and the bounds of
+`types.py` (dates, measures, counts, characters). Rules that need
 the record's history or other records (dates in order over time, references) live in
 `records.py` and the Ledger.
 """
 
-from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PositiveFloat,
-    PositiveInt,
-    StringConstraints,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from domain.rules import Rule
-from domain.types import Authority, Country, Name, Purpose, RecordId, Text, TransferMechanism
+from domain.types import (
+    MAX_COUNTRIES,
+    MAX_MODELS,
+    Authority,
+    Count,
+    Country,
+    Day,
+    Measure,
+    Name,
+    Purpose,
+    RecordId,
+    Text,
+    TransferMechanism,
+    Url,
+)
 
 
 class Body(BaseModel):
@@ -57,13 +63,13 @@ class Correction(Patch):
 
 
 class Change(Patch):
-    effective_from: date
+    effective_from: Day
 
 
 class Ending(Body):
     """A termination, rescission, revocation or end: the thing no longer holds from the date."""
 
-    effective_from: date
+    effective_from: Day
     reason: Text | None = None
 
 
@@ -74,18 +80,18 @@ class ChipModelRegistration(Body):
     id: RecordId
     vendor: Name
     origin_country: Country
-    tpp: PositiveFloat
-    performance_density: PositiveFloat
-    memory_bandwidth_gbps: PositiveFloat | None = None
+    tpp: Measure
+    performance_density: Measure
+    memory_bandwidth_gbps: Measure | None = None
 
 
 class ChipModelCorrection(Correction):
     CREATE = ChipModelRegistration
     vendor: Name | None = None
     origin_country: Country | None = None
-    tpp: PositiveFloat | None = None
-    performance_density: PositiveFloat | None = None
-    memory_bandwidth_gbps: PositiveFloat | None = None
+    tpp: Measure | None = None
+    performance_density: Measure | None = None
+    memory_bandwidth_gbps: Measure | None = None
 
 
 # firms -----------------------------------------------------------------------------------------
@@ -147,19 +153,19 @@ class RegulationEnactment(Body):
     authority: Authority
     title: Name
     citation: Name
-    effective_from: date
+    effective_from: Day
     rule: Rule
-    published_on: date | None = None
-    compliance_from: date | None = None
+    published_on: Day | None = None
+    compliance_from: Day | None = None
 
 
 class RegulationAmendment(Body):
-    effective_from: date
+    effective_from: Day
     rule: Rule
 
 
 class RegulationRescission(Ending):
-    announced_on: date | None = None
+    announced_on: Day | None = None
 
 
 # licences --------------------------------------------------------------------------------------
@@ -169,11 +175,11 @@ class LicenceGrant(Body):
     id: RecordId
     authority: Authority
     holder_firm_id: RecordId
-    chip_models: list[RecordId] = Field(min_length=1, max_length=100)
-    destination_countries: list[Country] = Field(min_length=1, max_length=250)
-    valid_from: date
-    valid_to: date | None = None
-    quantity: PositiveInt | None = None
+    chip_models: list[RecordId] = Field(min_length=1, max_length=MAX_MODELS)
+    destination_countries: list[Country] = Field(min_length=1, max_length=MAX_COUNTRIES)
+    valid_from: Day
+    valid_to: Day | None = None
+    quantity: Count | None = None
 
 
 class LicenceRevocation(Ending):
@@ -188,16 +194,16 @@ class LeaseSigning(Body):
     firm_id: RecordId
     data_centre_id: RecordId
     chip_model: RecordId
-    chip_count: PositiveInt
-    starts_on: date
+    chip_count: Count
+    starts_on: Day
     purposes: list[Purpose] = Field(min_length=1, max_length=4)
-    ends_on: date | None = None
+    ends_on: Day | None = None
 
 
 class LeaseAmendment(Change):
     CREATE = LeaseSigning
-    chip_count: PositiveInt | None = None
-    ends_on: date | None = None
+    chip_count: Count | None = None
+    ends_on: Day | None = None
     purposes: list[Purpose] | None = Field(default=None, min_length=1, max_length=4)
     chip_model: RecordId | None = None
 
@@ -207,7 +213,7 @@ class LeaseTermination(Ending):
 
 
 class DueDiligence(Body):
-    completed_on: date
+    completed_on: Day
     reference: Name
 
 
@@ -216,9 +222,9 @@ class LeaseCorrection(Correction):
     firm_id: RecordId | None = None
     data_centre_id: RecordId | None = None
     chip_model: RecordId | None = None
-    chip_count: PositiveInt | None = None
-    starts_on: date | None = None
-    ends_on: date | None = None
+    chip_count: Count | None = None
+    starts_on: Day | None = None
+    ends_on: Day | None = None
     purposes: list[Purpose] | None = Field(default=None, min_length=1, max_length=4)
 
 
@@ -228,11 +234,11 @@ class LeaseCorrection(Correction):
 class ShipmentRecord(Body):
     id: RecordId
     chip_model: RecordId
-    quantity: PositiveInt
+    quantity: Count
     from_country: Country
     to_country: Country
     consignee_firm_id: RecordId
-    shipped_on: date
+    shipped_on: Day
     exporter: Name | None = None
     licence_id: RecordId | None = None
 
@@ -240,11 +246,11 @@ class ShipmentRecord(Body):
 class ShipmentCorrection(Correction):
     CREATE = ShipmentRecord
     chip_model: RecordId | None = None
-    quantity: PositiveInt | None = None
+    quantity: Count | None = None
     from_country: Country | None = None
     to_country: Country | None = None
     consignee_firm_id: RecordId | None = None
-    shipped_on: date | None = None
+    shipped_on: Day | None = None
     exporter: Name | None = None
     licence_id: RecordId | None = None
 
@@ -261,14 +267,14 @@ class ProcessingStart(Body):
     id: RecordId
     firm_id: RecordId
     purpose: Purpose
-    data_subject_countries: list[Country] = Field(min_length=1, max_length=250)
+    data_subject_countries: list[Country] = Field(min_length=1, max_length=MAX_COUNTRIES)
     sensitive: bool
-    starts_on: date
+    starts_on: Day
     data_centre_id: RecordId | None = None
     location_country: Country | None = None
-    subject_count: PositiveInt | None = None
+    subject_count: Count | None = None
     transfer_mechanism: TransferMechanism | None = None
-    ends_on: date | None = None
+    ends_on: Day | None = None
 
     @model_validator(mode="after")
     def _located_once(self) -> "ProcessingStart":
@@ -279,14 +285,14 @@ class ProcessingStart(Body):
 class _ProcessingPatchFields(BaseModel):
     purpose: Purpose | None = None
     data_subject_countries: list[Country] | None = Field(
-        default=None, min_length=1, max_length=250
+        default=None, min_length=1, max_length=MAX_COUNTRIES
     )
     sensitive: bool | None = None
     data_centre_id: RecordId | None = None
     location_country: Country | None = None
-    subject_count: PositiveInt | None = None
+    subject_count: Count | None = None
     transfer_mechanism: TransferMechanism | None = None
-    ends_on: date | None = None
+    ends_on: Day | None = None
 
 
 class ProcessingChange(Change, _ProcessingPatchFields):
@@ -300,7 +306,7 @@ class ProcessingEnd(Ending):
 class ProcessingCorrection(Correction, _ProcessingPatchFields):
     CREATE = ProcessingStart
     firm_id: RecordId | None = None
-    starts_on: date | None = None
+    starts_on: Day | None = None
 
 
 # webhook endpoints (not compliance records) ----------------------------------------------------
@@ -308,7 +314,7 @@ class ProcessingCorrection(Correction, _ProcessingPatchFields):
 
 class WebhookEndpointRegistration(Body):
     id: RecordId
-    url: Annotated[str, StringConstraints(min_length=8, max_length=2000)]
+    url: Url
     event_types: list[Literal["posture.changed", "residency.changed", "ledger.appended"]] = \
         Field(min_length=1, max_length=3)
     description: Text | None = None

@@ -12,7 +12,8 @@ LEDGER_NAMESPACE = UUID("6f1c6c2e-2f59-5b8e-9a39-2a4c0c1d7e55")
 
 
 def is_record_id(value: str) -> bool:
-    return bool(_ID_RE.match(value))
+    # fullmatch: with match, the pattern's `$` would let a trailing newline through
+    return bool(_ID_RE.fullmatch(value))
 
 
 # uuid5 costs a SHA-1 and a UUID construction; a batch names the same records many times

@@ -2,9 +2,20 @@
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from domain.types import Authority, Country, Purpose, RecordId
+from domain.types import (
+    MAX_COUNTRIES,
+    MAX_MODELS,
+    Authority,
+    Count,
+    Country,
+    Measure,
+    Purpose,
+    RecordId,
+)
+
+Countries = Annotated[list[Country], Field(max_length=MAX_COUNTRIES)]
 
 
 class _Strict(BaseModel):
@@ -14,8 +25,8 @@ class _Strict(BaseModel):
 class ChipThreshold(_Strict):
     """One `any_of` clause: every bound it names must hold (`>=`)."""
 
-    min_tpp: PositiveFloat | None = None
-    min_performance_density: PositiveFloat | None = None
+    min_tpp: Measure | None = None
+    min_performance_density: Measure | None = None
 
     @model_validator(mode="after")
     def _names_a_bound(self) -> "ChipThreshold":
@@ -25,28 +36,28 @@ class ChipThreshold(_Strict):
 
 
 class ChipSelector(_Strict):
-    models: list[RecordId] | None = None
-    any_of: list[ChipThreshold] | None = None
-    origin_countries: list[Country] | None = None
+    models: Annotated[list[RecordId], Field(max_length=MAX_MODELS)] | None = None
+    any_of: Annotated[list[ChipThreshold], Field(max_length=MAX_MODELS)] | None = None
+    origin_countries: Countries | None = None
 
 
 class ExportLicenceRule(_Strict):
     kind: Literal["export_licence"]
     chips: ChipSelector = Field(default_factory=ChipSelector)
-    to_countries: list[Country] | None = None
-    consignee_hq_countries: list[Country] | None = None
-    from_countries: list[Country] | None = None
+    to_countries: Countries | None = None
+    consignee_hq_countries: Countries | None = None
+    from_countries: Countries | None = None
     licence_authority: Authority
 
 
 class RemoteComputeAccessRule(_Strict):
     kind: Literal["remote_compute_access"]
-    lessee_hq_countries: list[Country] = Field(min_length=1)
-    exempt_dc_countries: list[Country] = Field(default_factory=list)
-    dc_countries: list[Country] | None = None
+    lessee_hq_countries: Countries = Field(min_length=1)
+    exempt_dc_countries: Countries = Field(default_factory=list)
+    dc_countries: Countries | None = None
     chips: ChipSelector = Field(default_factory=ChipSelector)
-    min_chips: PositiveInt = 1
-    purposes: list[Purpose] | None = None
+    min_chips: Count = 1
+    purposes: Annotated[list[Purpose], Field(max_length=4)] | None = None
     severity: Literal["violation", "attention"] = "violation"
     licence_authority: Authority | None = None
 
@@ -59,12 +70,12 @@ class RemoteComputeAccessRule(_Strict):
 
 class DataLocalisationRule(_Strict):
     kind: Literal["data_localisation"]
-    data_subject_countries: list[Country] = Field(min_length=1)
+    data_subject_countries: Countries = Field(min_length=1)
     sensitive_only: bool = False
-    min_subjects: PositiveInt | None = None
+    min_subjects: Count | None = None
     accepted_mechanisms: list[
         Literal["security_assessment", "standard_contract", "certification"]
-    ] = Field(default_factory=list)
+    ] = Field(default_factory=list, max_length=3)
 
 
 Rule = Annotated[

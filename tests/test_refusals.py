@@ -110,6 +110,8 @@ class Refusals:
 
     def raw(self, path: str, content: bytes, status: int = 422, *,
             locs: list[Loc] | None = None, **request: Any) -> dict[str, Any]:
+        """`content` sent as JSON unless `headers` say otherwise."""
+        request.setdefault("headers", {"Content-Type": "application/json"})
         return self.expect("POST", path, status, locs=locs, content=content, **request)
 
     def accepted(self, path: str, body: Any, **request: Any) -> dict[str, Any]:

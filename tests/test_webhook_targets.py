@@ -135,8 +135,9 @@ class TestRegistration:
         ("https://example.com:99999/x", "url_port", "port 99999 is not between 1 and 65535"),
         ("http://example.com:0/x", "url_port", "port 0 is not between 1 and 65535"),
         ("http://[::1/x", "url_invalid", "not a URL"),
-        ("http://exa\u0000mple.com/x", "url_invalid", "not a URL"),
-        ("http://example.com/\u0000", "url_invalid", "not a URL"),
+        # refused before it is parsed, as a control character in any text is
+        ("http://exa\u0000mple.com/x", "control_character", "U+0000"),
+        ("http://example.com/\u0000", "control_character", "U+0000"),
     ])
     def test_a_url_that_cannot_be_delivered_to_is_a_422_whatever_allow_local_says(
         self, settings: Settings, dns: Dns, allow_local: bool, url: str, kind: str, said: str

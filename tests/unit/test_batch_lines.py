@@ -1,14 +1,16 @@
 """A batch line is validated as it came; its answers are those of validating its body alone
-(parsed, dumped again and validated as JSON), whatever the line holds."""
+(read carefully by strict_json, dumped again and validated as JSON), whatever the line holds."""
 
 import json
 from typing import Any
 
 import pytest
 
-from api.appends import _err, _resolve_type, parse_append, parse_batch_line
-from api.problems import Problem, invalid
+from api import strict_json
+from api.appends import _err, _resolve_type, parse_batch_line, validate_alone
+from api.problems import Problem, invalid, json_errors
 from bench.synthetic import ledger
+from domain.application import Append
 
 FIRM = '{"id": "a", "name": "A", "hq_country": "SG"}'
 LINES = [
@@ -50,36 +52,56 @@ LINES = [
     '{"type": "nothing", "body": {}}',
     '{"type": "firms/changes", "body": {}}',
     '[' * 100_000 + ']' * 100_000,
+    # what strict_json refuses, each in its place
+    '{"type": "firms", "body": ' + '[' * 1000 + ']' * 1000 + '}',
+    '{"type": "chip-models", "body": {"id": "c", "vendor": "V", "origin_country": "US", '
+    '"tpp": Infinity, "performance_density": -Infinity}}',
+    '{"type": "chip-models", "body": {"id": "c", "vendor": "V", "origin_country": "US", '
+    '"tpp": 1e400, "performance_density": ' + '1' + '0' * 400 + '}}',
+    '{"type": "chip-models", "body": {"id": "c", "vendor": "V", "origin_country": "US", '
+    '"tpp": 1' + '0' * 4200 + '.5, "performance_density": 1' + '0' * 5000 + '.5}}',
+    '{"type": "shipments", "body": {"id": "s", "quantity": ' + '9' * 5001 + '}}',
+    '{"type": "firms", "body": {"id": "a", "name": "A", "hq_country": "SG", '
+    '"name": "B", "name": "C"}}',
+    '{"type": "firms", "body": {"id": "a", "name": "A\\u0000B", "hq_country": "SG"}}',
+    '{"type": "firms", "body": {"id": "a", "name": "A\u0085B", "hq_country": "SG"}}',
+    '{"type": "firms", "body": {"id": "a", "name": "A\u2028B", "hq_country": "SG"}}',
+    '{"type": "firms", "body": {"id": "a", "name": "A", "hq_country": "SG", '
+    '"x\\ud800": 1, "x\\ud800": 2}}',
+    '{"type": "firms", "body": {"id": "a:b", "name": "A: B", "hq_country": "SG"}}',
+    b'{"type": "firms", "body": {"id": "a", "name": "A\xff", "hq_country": "SG"}}',
+    b'{"type": "firms", "body": {"id": "a", "name": "A\xed\xa0\x80", "hq_country": "SG"}}',
+    '{"type": "firms", "body": {"id": "a", "name": "\ud800", "hq_country": "SG"}}'.encode(
+        "utf-8", "surrogatepass"),
 ]
 
 
-def answer(parse: Any, line: str) -> Any:
+def answer(parse: Any, line: str | bytes) -> Any:
     try:
         append = parse(line, 3)
     except Problem as problem:
         return problem.errors
-    except RecursionError:
-        return "too deep"
     return (append.kind, append.role, append.record_id, append.body.model_dump(),
             append.body.model_fields_set)
 
 
-def body_alone(line: str, number: int) -> Any:
-    """The reference: the line parsed by json.loads, its body validated on its own."""
+def body_alone(line: str | bytes, number: int) -> Any:
+    """The reference: the line read carefully (json.loads with hooks for all strict_json
+    refuses), its body validated on its own."""
     where: tuple[str | int, ...] = ("body", number)
     try:
-        item = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise invalid([_err(where, f"malformed JSON: {error.msg}", "json_invalid")]) from None
+        item = strict_json.loads_carefully(line)
+    except strict_json.JsonRefusedError as refused:
+        raise invalid(json_errors(refused, where)) from None
     if not isinstance(item, dict) or set(item) - {"type", "id", "body"} or "body" not in item \
             or not isinstance(item.get("type"), str):
         raise invalid([_err(where, 'expected {"type": "...", "id"?: "...", "body": {...}}',
                             "batch_line")])
     spec, role, record_id = _resolve_type(item["type"], item.get("id"), where)
-    return parse_append(spec, role, json.dumps(item["body"]), record_id=record_id,
-                        prefix=(*where, "body"))
+    return Append(spec.kind, role, validate_alone(spec.bodies[role], item["body"], where),
+                  record_id)
 
 
 @pytest.mark.parametrize("line", LINES + [json.dumps(line) for line in ledger(300)])
-def test_a_line_is_answered_as_its_body_alone(line: str):
+def test_a_line_is_answered_as_its_body_alone(line: str | bytes):
     assert answer(parse_batch_line, line) == answer(body_alone, line)
