@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError, create_model
 from starlette.concurrency import run_in_threadpool
 
 from api import strict_json
-from api.auth import Writer
+from api.auth import Writer, recorded_by
 from api.problems import Problem, invalid, json_errors, pydantic_errors
 from domain.application import Append
 from domain.bodies import Body
@@ -242,12 +242,14 @@ async def run_appends(request: Request, appends: list[Append], raw: bytes, *,
     committer: GroupCommitter = request.app.state.committer
     key = _idempotency_key(request)
     fingerprint = request_fingerprint(request.method, request.url.path, raw)
+    sender = recorded_by(request)
     answer: Answer
     if batch:  # its own transaction, in bulk: in a worker thread, off the event loop
-        answer = await run_in_threadpool(committer.submit, appends, batch=True,
-                                         idempotency_key=key, fingerprint=fingerprint)
+        answer = await run_in_threadpool(committer.submit, appends, recorded_by=sender,
+                                         batch=True, idempotency_key=key,
+                                         fingerprint=fingerprint)
     else:
-        answer = await committer.submit_async(appends, idempotency_key=key,
+        answer = await committer.submit_async(appends, recorded_by=sender, idempotency_key=key,
                                               fingerprint=fingerprint)
     for kind in answer.appended:
         request.app.state.metrics.appended.labels(kind).inc()

@@ -8,9 +8,18 @@ from starlette.concurrency import run_in_threadpool
 
 from api.problems import Problem
 from infra.keys import KeyRing, Permission, Principal, Role
+from infra.seal import RecordedBy
 from infra.settings import AuthMode
 
+# With CHIPLEDGER_AUTH=disabled every request acts as this admin, and the events it appends
+# say so: recorded_by {"key_id": "auth-disabled", "name": "auth disabled", "role": "admin"}.
 ANONYMOUS_ADMIN = Principal("auth-disabled", "auth disabled", Role.ADMIN)
+
+
+def recorded_by(request: Request) -> RecordedBy:
+    """Who sent a request that passed its route's guard: what its events are sealed with."""
+    principal: Principal = request.state.principal
+    return principal.recorded_by
 
 
 def require(permission: Permission) -> Callable[[Request], Coroutine[Any, Any, Principal]]:

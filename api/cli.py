@@ -36,7 +36,7 @@ from infra.checkpoints import (
 )
 from infra.findings_store import PROJECTION_ALARMS
 from infra.gc_pause import gc_paused
-from infra.keys import KEY_CACHE_SECONDS, KeyRing, Role
+from infra.keys import KEY_CACHE_SECONDS, KeyRing, Role, command_line_user
 from infra.logging import configure_logging
 from infra.posture import Moment, PostureService
 from infra.replay import Replay, ReplayService
@@ -577,7 +577,7 @@ def import_(
             raise typer.Exit(1)
         with err.status(f"appending {len(appends)} events in one transaction"):
             answer = AppendService(container).append(
-                appends, batch=True,
+                appends, recorded_by=command_line_user(), batch=True,
                 fingerprint=request_fingerprint("IMPORT", str(file), raw),
             )
     except LedgerError as error:

@@ -16,9 +16,10 @@ from rich.table import Table
 
 from api.appends import parse_batch_line
 from infra.bootstrap import Container
+from infra.keys import command_line_user
 from infra.posture import Moment, PostureService
 from infra.runner import ProjectionRunner
-from infra.seal import format_time
+from infra.seal import RecordedBy, format_time
 from infra.service import AppendService, request_fingerprint
 
 Line = dict[str, Any]
@@ -178,14 +179,18 @@ def story() -> list[tuple[str, list[Line]]]:
     ]
 
 
-def record_story(container: Container) -> list[tuple[str, int, int]]:
-    """Append each step as one batch (idempotent); returns (step, events, last position)."""
+def record_story(container: Container, recorded_by: RecordedBy | None = None
+                 ) -> list[tuple[str, int, int]]:
+    """Append each step as one batch (idempotent for its sender, by default the command line's
+    user); returns (step, events, last position)."""
+    sender = recorded_by or command_line_user()
     service = AppendService(container)
     done = []
     for number, (title, lines) in enumerate(story(), start=1):
         raw = "\n".join(json.dumps(line) for line in lines).encode()
         appends = [parse_batch_line(json.dumps(line), n) for n, line in enumerate(lines, 1)]
-        answer = service.append(appends, batch=True, idempotency_key=f"chipledger-demo-{number}",
+        answer = service.append(appends, recorded_by=sender, batch=True,
+                                idempotency_key=f"chipledger-demo-{number}",
                                 fingerprint=request_fingerprint("DEMO", str(number), raw))
         positions = [r["position"] for r in answer.body["results"]]
         done.append((title, answer.body["appended"], max(positions)))

@@ -46,11 +46,12 @@ def _hooks(request: Request) -> Webhooks:
     return hooks
 
 
-async def create_endpoint(request: Request, _: Admin) -> JSONResponse:
+async def create_endpoint(request: Request, admin: Admin) -> JSONResponse:
     """Register a receiver; its secret is shown in this answer only."""
     ask = parse_body(EndpointRequest, await read_body(request))
     endpoint, secret = await run_in_threadpool(_hooks(request).create, ask.url,
-                                               list(ask.event_types), ask.description)
+                                               list(ask.event_types), ask.description,
+                                               recorded_by=admin.recorded_by)
     return JSONResponse({**endpoint_json(endpoint), "secret": secret}, status_code=201)
 
 
@@ -65,16 +66,19 @@ async def read_endpoint(request: Request, endpoint_id: str, _: Admin) -> dict[st
     return endpoint_json(endpoint)
 
 
-async def disable_endpoint(request: Request, endpoint_id: str, _: Admin) -> dict[str, Any]:
+async def disable_endpoint(request: Request, endpoint_id: str, admin: Admin
+                           ) -> dict[str, Any]:
     """Stop delivering to the endpoint (recorded in the log)."""
     endpoint = await run_in_threadpool(_hooks(request).disable, endpoint_id,
-                                       "disabled through the API")
+                                       "disabled through the API",
+                                       recorded_by=admin.recorded_by)
     return endpoint_json(endpoint)
 
 
-async def rotate_secret(request: Request, endpoint_id: str, _: Admin) -> dict[str, Any]:
+async def rotate_secret(request: Request, endpoint_id: str, admin: Admin) -> dict[str, Any]:
     """A new secret; the old one keeps signing alongside it for 24 hours."""
-    secret = await run_in_threadpool(_hooks(request).rotate, endpoint_id)
+    secret = await run_in_threadpool(_hooks(request).rotate, endpoint_id,
+                                     recorded_by=admin.recorded_by)
     return {"id": endpoint_id, "secret": secret}
 
 

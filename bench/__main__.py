@@ -29,6 +29,7 @@ from bench.ingest import main as ingest_main
 from bench.rebuild import child_library_projection, child_rebuild
 from bench.synthetic import ledger
 from infra.bootstrap import bootstrap
+from infra.keys import command_line_user
 from infra.service import AppendService
 from infra.settings import Settings
 
@@ -58,7 +59,7 @@ def build(url: str, events: int) -> None:
 
 def _append(service: AppendService, lines: list[dict[str, Any]]) -> int:
     appends = [parse_batch_line(json.dumps(line), n) for n, line in enumerate(lines, 1)]
-    answer = service.append(appends, batch=True)
+    answer = service.append(appends, recorded_by=command_line_user(), batch=True)
     return int(answer.body["appended"])
 
 

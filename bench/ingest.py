@@ -15,6 +15,7 @@ import psycopg
 from bench.synthetic import ledger
 from infra.bootstrap import bootstrap
 from infra.gc_pause import gc_paused
+from infra.keys import command_line_user
 from infra.service import AppendService
 from infra.settings import Settings
 
@@ -47,6 +48,7 @@ def ingest(url: str, events: int, batch: int = 10_000) -> tuple[int, float]:
 
     container = bootstrap(Settings(database_url=url))
     service = AppendService(container)
+    sender = command_line_user()
     lines = [json.dumps(line) for line in ledger(events)]  # generated before the clock starts
     started, done = time.perf_counter(), 0
     try:
@@ -54,7 +56,8 @@ def ingest(url: str, events: int, batch: int = 10_000) -> tuple[int, float]:
             chunk = lines[start:start + batch]
             with gc_paused():  # as the batch endpoint and `chipledger import` parse
                 appends = [parse_batch_line(line, n) for n, line in enumerate(chunk, 1)]
-            done += int(service.append(appends, batch=True).body["appended"])
+            done += int(service.append(appends, recorded_by=sender, batch=True
+                                       ).body["appended"])
     finally:
         container.close()
     return done, time.perf_counter() - started

@@ -22,9 +22,10 @@ from uuid import UUID
 from bench.synthetic import ledger
 from infra.merkle.store import MemoryNodeStore
 from infra.merkle.tree import Tree
-from infra.seal import canonical_header, format_time
+from infra.seal import RecordedBy, canonical_header, format_time
 
 TARGET = 200_000  # leaves/s, issue #15
+SENDER = RecordedBy("k-bench", "bench writer", "writer")  # who recorded each event
 BATCH = 5000
 
 
@@ -33,7 +34,7 @@ def leaves(count: int) -> list[bytes]:
     made = []
     for position, line in enumerate(ledger(count), start=1):
         moment = format_time(start + timedelta(microseconds=position))
-        header = canonical_header(position, moment, str(UUID(int=position)), 1,
+        header = canonical_header(position, moment, SENDER, str(UUID(int=position)), 1,
                                   f"domain.kinds:{line['type']}")
         made.append(header + json.dumps(line, sort_keys=True).encode())
     return made[:count]

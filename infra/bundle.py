@@ -17,12 +17,12 @@ from uuid import UUID
 from domain.aggregates import TOPIC_TO_TYPE
 from domain.kinds import KIND_BY_EVENT_TYPE
 from infra.checkpoints import Checkpoint, Extension, signature_holds, verify_extends
-from infra.seal import ALGORITHM, parse_time
+from infra.seal import ALGORITHM, RecordedBy, parse_time
 from infra.service import export_line
 from infra.store import LogEntry
 from infra.verify import Verification, verify_chain
 
-EXPORT_FORMAT = "chipledger-export-v1"
+EXPORT_FORMAT = "chipledger-export-v2"  # v2: each event line says who recorded it
 HEADER_FIELDS = {"format", "algorithm", "head_position", "head_hash", "checkpoint"}
 
 
@@ -105,6 +105,7 @@ def read_entries(path: Path) -> Iterator[LogEntry]:
                     state=str(item["state"]).encode(),
                     prev_hash=str(item["prev_hash"]),
                     hash=str(item["hash"]),
+                    recorded_by=RecordedBy.from_json(item["recorded_by"]),
                 )
                 _check_shown_fields(item, entry)
                 if export_line(entry) != line.rstrip("\n"):

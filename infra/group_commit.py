@@ -6,7 +6,8 @@ waiting, stages each on its own (a refused request is refused alone and leaves t
 records as they were), commits them together, and answers each only after that commit. If
 the shared commit conflicts (another process wrote the same record, or two requests share an
 idempotency key), each request is committed again on its own, so no request fails for
-another's sake.
+another's sake. Each request's events are sealed as recorded by its own sender, and its
+answer is built in the shared transaction: any other failure refuses the whole group.
 
 Each group's commit has the database timeout (infra.deadlines), and a request waits for the
 writer no longer than the timeout and a little more: when the database hangs, a request still
@@ -20,6 +21,7 @@ from collections.abc import Callable, Sequence
 from contextvars import copy_context
 from dataclasses import dataclass, field
 from functools import partial
+from uuid import UUID
 
 import structlog
 from eventsourcing.persistence import IntegrityError
@@ -27,7 +29,7 @@ from eventsourcing.persistence import IntegrityError
 from domain.application import Append, Staged
 from domain.errors import LedgerError
 from infra.deadlines import DatabaseTimeoutError, database_calls, is_unavailable
-from infra.seal import IdempotencyClaim, Seal
+from infra.seal import RecordedBy, Seal, Submission
 from infra.service import Answer, AnswerBuilder, AppendService
 
 log = structlog.get_logger("chipledger.group_commit")
@@ -43,6 +45,7 @@ class _Request:
     """A single append waiting for the shared writer (batches never queue: see submit)."""
 
     appends: Sequence[Append]
+    recorded_by: RecordedBy
     key: str | None
     fingerprint: str
     done: threading.Event = field(default_factory=threading.Event)
@@ -69,7 +72,13 @@ class _Ready:
     request: _Request
     status: int
     build: AnswerBuilder
+    events: frozenset[tuple[UUID, int]]  # (originator id, version) of each event it appends
     writes: bool = True  # False: it only repeats a record this group is about to write
+
+    def submission(self) -> Submission:
+        request = self.request
+        return Submission(request.recorded_by, self.build, self.status, self.events,
+                          request.key if self.writes else None, request.fingerprint)
 
 
 class GroupCommitter:
@@ -93,19 +102,19 @@ class GroupCommitter:
             self.thread.join(timeout=10)
             self.thread = None
 
-    def submit(self, appends: Sequence[Append], *, batch: bool = False,
+    def submit(self, appends: Sequence[Append], *, recorded_by: RecordedBy, batch: bool = False,
                idempotency_key: str | None = None, fingerprint: str = "") -> Answer:
         """Append through the shared writer; blocks until this request's commit. A batch is
         already one transaction of many events: it is committed on its own, in bulk."""
         if self.thread is None or batch:
-            return self.service.append(appends, batch=batch, idempotency_key=idempotency_key,
-                                       fingerprint=fingerprint)
-        request = _Request(appends, idempotency_key, fingerprint)
+            return self.service.append(appends, recorded_by=recorded_by, batch=batch,
+                                       idempotency_key=idempotency_key, fingerprint=fingerprint)
+        request = _Request(appends, recorded_by, idempotency_key, fingerprint)
         self.queue.put(request)
         request.done.wait()
         return request.outcome()
 
-    async def submit_async(self, appends: Sequence[Append], *,
+    async def submit_async(self, appends: Sequence[Append], *, recorded_by: RecordedBy,
                            idempotency_key: str | None = None, fingerprint: str = "") -> Answer:
         """`submit` of a single append for an event loop: it waits on a future the writer
         settles, not in a worker thread of its own (a thread per waiting request, each woken
@@ -113,10 +122,10 @@ class GroupCommitter:
         loop = asyncio.get_running_loop()
         if self.thread is None:  # not started: the caller's own transaction, off the loop
             return await loop.run_in_executor(None, copy_context().run, partial(
-                self.submit, appends, idempotency_key=idempotency_key,
+                self.submit, appends, recorded_by=recorded_by, idempotency_key=idempotency_key,
                 fingerprint=fingerprint))
         future: asyncio.Future[None] = loop.create_future()
-        request = _Request(appends, idempotency_key, fingerprint,
+        request = _Request(appends, recorded_by, idempotency_key, fingerprint,
                            wake=lambda: loop.call_soon_threadsafe(_settle, future))
         self.queue.put(request)
         # Shielded: a cancelled caller must not cancel the future the writer settles; the
@@ -171,10 +180,9 @@ class GroupCommitter:
         if not ready:
             return
         seals: list[Seal] = []
-        claims = [IdempotencyClaim(r.request.key, r.request.fingerprint, r.status, r.build)
-                  for r in ready if r.request.key is not None and r.writes]
+        submissions = [item.submission() for item in ready]
         try:
-            self.service.ledger.commit(shared, seals=seals, idempotency=claims)
+            self.service.ledger.commit(shared, seals=seals, submissions=submissions)
         except IntegrityError:
             log.info("group_commit_conflict", requests=len(ready))
             for item in ready:
@@ -186,8 +194,8 @@ class GroupCommitter:
             return
         self.groups += 1
         self.requests += len(ready)
-        for item in ready:
-            item.request.resolve(Answer(item.status, item.build(seals),
+        for item, submission in zip(ready, submissions, strict=True):
+            item.request.resolve(Answer(item.status, submission.answer,
                                         appended=item.build.kinds()))
 
     def _stage(self, request: _Request, shared: Staged) -> _Ready | None:
@@ -198,7 +206,8 @@ class GroupCommitter:
             return None
         try:
             if request.key is not None:
-                earlier = self.service.earlier_answer(request.key, request.fingerprint)
+                earlier = self.service.earlier_answer(request.recorded_by, request.key,
+                                                      request.fingerprint)
                 if earlier is not None:
                     request.resolve(earlier)
                     return None
@@ -210,17 +219,18 @@ class GroupCommitter:
         if not trial.appended:
             if all(o.appended or (o.originator_id, o.version) in build.known
                    for o in trial.outcomes):
-                request.resolve(Answer(status, build([])))
+                request.resolve(Answer(status, build({})))
                 return None
             # It repeats a create staged earlier in this group: answer after the commit.
-            return _Ready(request, status, build, writes=False)
+            return _Ready(request, status, build, frozenset(), writes=False)
         shared.records.update(trial.records)
-        return _Ready(request, status, build)
+        return _Ready(request, status, build, frozenset(
+            (o.originator_id, o.version) for o in trial.outcomes if o.appended))
 
     def _alone(self, request: _Request) -> None:
         try:
             request.resolve(self.service.append(
-                request.appends, idempotency_key=request.key,
+                request.appends, recorded_by=request.recorded_by, idempotency_key=request.key,
                 fingerprint=request.fingerprint))
         except BaseException as error:
             request.resolve(error=error)

@@ -1,11 +1,14 @@
 """API keys: random, shown once, stored only as a SHA-256 digest, each with one role."""
 
+import getpass
 import hashlib
+import os
 import secrets
 import time
 from dataclasses import dataclass
 from enum import StrEnum
 
+from infra.seal import RecordedBy
 from infra.store import ApiKeyRow, LogStore
 
 KEY_PREFIX = "clk_"
@@ -46,6 +49,20 @@ class Principal:
 
     def may(self, permission: Permission) -> bool:
         return permission in GRANTS[self.role]
+
+    @property
+    def recorded_by(self) -> RecordedBy:
+        """How the events this key appends say who recorded them."""
+        return RecordedBy(self.key_id, self.name, self.role.value)
+
+
+def command_line_user() -> RecordedBy:
+    """Who records what a `chipledger` command appends: the operating system's user."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        user = f"uid-{os.getuid()}"
+    return RecordedBy(f"cli:{user}", user, "cli")
 
 
 def digest(key: str) -> str:

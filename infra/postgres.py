@@ -6,9 +6,15 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
+from psycopg import Copy
 from psycopg import Cursor as PgCursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL
@@ -31,10 +37,11 @@ from infra.store import (
     TRACKING,
     Columns,
     Cursor,
+    OutdatedLedgerError,
     after_sealing,
-    as_uuid,
     seal_head,
     seal_in_transaction,
+    sealable,
 )
 
 
@@ -129,9 +136,9 @@ class PostgresDialect:
         (or a pipelined statement) per event."""
         cursor.execute(
             f"INSERT INTO {self.seals_table} (position, notification_id, originator_id, "
-            "originator_version, recorded_at, prev_hash, hash) SELECT * FROM unnest("
-            "%b::bigint[], %b::bigint[], %b::uuid[], %b::bigint[], %b::timestamptz[], "
-            "%b::text[], %b::text[])",
+            "originator_version, recorded_at, prev_hash, hash, recorded_by) SELECT * FROM "
+            "unnest(%b::bigint[], %b::bigint[], %b::uuid[], %b::bigint[], %b::timestamptz[], "
+            "%b::text[], %b::text[], %b::text[])",
             (
                 [s.position for s in seals],
                 [s.notification_id for s in seals],
@@ -140,18 +147,21 @@ class PostgresDialect:
                 [s.recorded_at for s in seals],
                 [s.prev_hash for s in seals],
                 [s.hash for s in seals],
+                [s.recorded_by.canonical for s in seals],
             ),
         )
 
     def copy_seals(self, cursor: PgCursor[DictRow], seals: list[Seal]) -> None:
         """The seals by binary COPY: rows formatted in C, no arrays built and unnested."""
         with cursor.copy(f"COPY {self.seals_table} (position, notification_id, originator_id, "
-                         "originator_version, recorded_at, prev_hash, hash) "
+                         "originator_version, recorded_at, prev_hash, hash, recorded_by) "
                          "FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["int8", "int8", "uuid", "int8", "timestamptz", "text", "text"])
+            copy.set_types(["int8", "int8", "uuid", "int8", "timestamptz", "text", "text",
+                            "text"])
             for s in seals:
                 copy.write_row((s.position, s.notification_id, s.originator_id,
-                                s.originator_version, s.recorded_at, s.prev_hash, s.hash))
+                                s.originator_version, s.recorded_at, s.prev_hash, s.hash,
+                                s.recorded_by.canonical))
 
 
 def _ddl(dialect: PostgresDialect) -> list[str]:
@@ -162,16 +172,16 @@ def _ddl(dialect: PostgresDialect) -> list[str]:
         "position bigint PRIMARY KEY, notification_id bigint NOT NULL UNIQUE, "
         "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
         "recorded_at timestamptz NOT NULL, prev_hash text NOT NULL, hash text NOT NULL, "
-        "UNIQUE (originator_id, originator_version))",
+        "recorded_by text NOT NULL, UNIQUE (originator_id, originator_version))",
         # position_at reads one end of this index and entries_recorded_at one run of it in
         # position order, neither walking back from the head nor sorting a commit; it
         # replaces the index on recorded_at alone.
         f"CREATE INDEX IF NOT EXISTS {SEALS}_recorded_at_position ON {dialect.seals_table} "
         "(recorded_at, position)",
         f'DROP INDEX IF EXISTS "{s}".{SEALS}_recorded_at',
-        f"CREATE TABLE IF NOT EXISTS {dialect.idempotency_table} (key text PRIMARY KEY, "
-        "request_hash text NOT NULL, status integer NOT NULL, answer jsonb NOT NULL, "
-        "created_at timestamptz NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {dialect.idempotency_table} (scope text NOT NULL, "
+        "key text NOT NULL, request_hash text NOT NULL, status integer NOT NULL, "
+        "answer jsonb NOT NULL, created_at timestamptz NOT NULL, PRIMARY KEY (scope, key))",
         f"CREATE TABLE IF NOT EXISTS {dialect.api_keys_table} (key_id text PRIMARY KEY, "
         "name text NOT NULL, role text NOT NULL, key_hash text NOT NULL UNIQUE, "
         "created_at timestamptz NOT NULL, revoked_at timestamptz)",
@@ -247,12 +257,23 @@ def _ddl(dialect: PostgresDialect) -> list[str]:
 
 
 class SealingPostgresRecorder(PostgresApplicationRecorder):
+    """The library's application recorder, each commit sealed in its transaction.
+
+    insert_events is our own: the library's catches an exception raised inside its
+    transaction block and re-raises it after the block, so the transaction commits; here an
+    exception anywhere in a commit (the insert, the seals, a side table, an answer) rolls it
+    back. The steps are the library's: the table locked, the channel notified, the events
+    inserted, in one pipelined transaction."""
+
     # From this many events a commit is copied rather than inserted: COPY costs a few more
     # round trips (it cannot be pipelined) and pays for itself within a few hundred events.
     copy_threshold = 200
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
+        if datastore.enable_db_functions:
+            raise ProgrammingError("POSTGRES_ENABLE_DB_FUNCTIONS skips the table lock and the "
+                                   "seals: refusing to run with it")
         self.dialect = PostgresDialect(datastore, self.events_table_name)
         self.sql_create_statements += [SQL(s) for s in _ddl(self.dialect)]  # type: ignore[misc]
         # The library runs these in one transaction. Processes starting together (serve
@@ -279,20 +300,42 @@ class SealingPostgresRecorder(PostgresApplicationRecorder):
             f"COPY {self.dialect.events_table} (originator_id, originator_version, topic, "
             "state, notification_id) FROM STDIN (FORMAT BINARY)")
 
+    def create_table(self) -> None:
+        super().create_table()
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                "SELECT count(*) AS found FROM information_schema.columns "
+                "WHERE table_schema = %s AND ((table_name = %s AND column_name = 'recorded_by') "
+                "OR (table_name = %s AND column_name = 'scope'))",
+                (self.dialect.schema, SEALS, IDEMPOTENCY))
+            row = curs.fetchone()
+        if row is None or row["found"] != 2:
+            raise OutdatedLedgerError()
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        ids: Sequence[int] | None
-        if len(stored_events) < self.copy_threshold or self.datastore.enable_db_functions:
-            ids = super().insert_events(stored_events, **kwargs)
-        else:
-            ids = self._copy_events(stored_events, **kwargs)
+        if not stored_events:
+            return []
+        if len(stored_events) < self.copy_threshold:
+            return self._insert_pipelined(stored_events, kwargs)
+        return self._copy_events(stored_events, kwargs)
+
+    def _insert_pipelined(self, stored_events: Sequence[StoredEvent],
+                          kwargs: dict[str, Any]) -> list[int]:
+        with self.datastore.get_connection() as conn, conn.pipeline() as pipeline, \
+                conn.transaction(), conn.cursor() as curs:
+            self._insert_stored_events(curs, stored_events)
+            # Sync now, so a uniqueness conflict raises IntegrityError here (as the library
+            # does) rather than something else at the commit
+            pipeline.sync()
+            ids = list(self._fetch_ids_after_insert_events(curs, stored_events) or ())
+            seal_in_transaction(self.dialect, curs, list(stored_events), ids, kwargs)
         return ids
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def _copy_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> list[int]:
+    def _copy_events(self, stored_events: Sequence[StoredEvent],
+                     kwargs: dict[str, Any]) -> list[int]:
         """A large commit by binary COPY, under the library's lock and in one transaction
         with its seals. The notification ids are drawn from the table's own sequence while
         the lock is held, in the events' order, as the library's insert draws them: insert
@@ -301,24 +344,30 @@ class SealingPostgresRecorder(PostgresApplicationRecorder):
                 conn.cursor() as curs:
             self._lock_table(curs)
             self._notify_channel(curs)
-            curs.execute(self._next_ids, (self.dialect.events_table, len(stored_events)),
-                         binary=True)
-            drawn = curs.fetchone()
-            assert drawn is not None
-            ids = list(range(drawn["first"], drawn["last"] + 1)) if drawn["ids"] is None \
-                else list(drawn["ids"])
+            ids = self._draw_ids(curs, len(stored_events))
             last_position, last_hash, recorded_at = seal_head(self.dialect, curs)
+            events = sealable(stored_events, ids, kwargs)
             with curs.copy(self._copy_events_statement) as copy:
-                copy.set_types(["uuid", "int8", "text", "bytea", "int8"])
-                for event, nid in zip(stored_events, ids, strict=True):
-                    copy.write_row((event.originator_id, event.originator_version, event.topic,
-                                    event.state, nid))
-                seals = seal_batch(last_position, last_hash, recorded_at, [
-                    (nid, as_uuid(e.originator_id), e.originator_version, e.topic, e.state)
-                    for nid, e in zip(ids, stored_events, strict=True)])
+                self._copy_stored_events(copy, stored_events, ids)
+                seals = seal_batch(last_position, last_hash, recorded_at, events)
             self.dialect.copy_seals(curs, seals)
             after_sealing(self.dialect, curs, seals, recorded_at, kwargs)
         return ids
+
+    def _draw_ids(self, curs: PgCursor[DictRow], count: int) -> list[int]:
+        curs.execute(self._next_ids, (self.dialect.events_table, count), binary=True)
+        drawn = curs.fetchone()
+        assert drawn is not None
+        if drawn["ids"] is None:
+            return list(range(drawn["first"], drawn["last"] + 1))
+        return list(drawn["ids"])
+
+    def _copy_stored_events(self, copy: Copy, stored_events: Sequence[StoredEvent],
+                            ids: list[int]) -> None:
+        copy.set_types(["uuid", "int8", "text", "bytea", "int8"])
+        for event, nid in zip(stored_events, ids, strict=True):
+            copy.write_row((event.originator_id, event.originator_version, event.topic,
+                            event.state, nid))
 
     def _insert_stored_events(
         self, curs: PgCursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -334,11 +383,3 @@ class SealingPostgresRecorder(PostgresApplicationRecorder):
             [e.topic for e in stored_events],
             [e.state for e in stored_events],
         ), binary=True)
-
-    def _fetch_ids_after_insert_events(
-        self, curs: PgCursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        assert ids is not None
-        seal_in_transaction(self.dialect, curs, list(stored_events), list(ids), kwargs)
-        return ids

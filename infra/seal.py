@@ -1,21 +1,61 @@
 """The hash chain that seals the log.
 
 hash(n) = SHA-256(bytes(prev_hash) || canonical(n)), where canonical(n) is one line of JSON
-naming the event (position, recorded_at, originator id and version, topic), a newline, and the
-stored state bytes exactly as the events table holds them. The first event's prev_hash is 64
-zeros. The same functions verify the chain in the database and in an offline export.
+naming the event (position, recorded_at, who recorded it, originator id and version, topic),
+a newline, and the stored state bytes exactly as the events table holds them. The first
+event's prev_hash is 64 zeros. The same functions verify the chain in the database and in an
+offline export.
+
+sha256-chain-v2 added `recorded_by` to the header line; v1 logs are refused at start (see
+infra.store.check_schema).
 """
 
 import hashlib
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
-ALGORITHM = "sha256-chain-v1"
+ALGORITHM = "sha256-chain-v2"
 GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class RecordedBy:
+    """Who recorded an event: an API key (`role` reader, writer, auditor or admin), a command
+    line user (`key_id` "cli:<os user>", role "cli") or the service itself (role "system")."""
+
+    key_id: str
+    name: str
+    role: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"key_id": self.key_id, "name": self.name, "role": self.role}
+
+    @cached_property
+    def canonical(self) -> str:
+        """The one JSON text of it: in the chain's header line and in the seals table."""
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, value: Any) -> "RecordedBy":
+        if not isinstance(value, dict) or set(value) != {"key_id", "name", "role"} or \
+                not all(isinstance(v, str) for v in value.values()):
+            raise ValueError("recorded_by is not {key_id, name, role} of strings")
+        return cls(value["key_id"], value["name"], value["role"])
+
+    @classmethod
+    def from_stored(cls, text: str) -> "RecordedBy":
+        """The seals table's text; an unreadable one (edited behind the triggers) is kept as a
+        name, so reads still show it and verification reports its position."""
+        try:
+            return cls.from_json(json.loads(text))
+        except ValueError:
+            return cls("", str(text), "")
 
 
 @dataclass(frozen=True)
@@ -27,16 +67,29 @@ class Seal:
     recorded_at: datetime
     prev_hash: str
     hash: str
+    recorded_by: RecordedBy
 
 
-@dataclass(frozen=True)
-class IdempotencyClaim:
-    """Asks the recorder to store a request's answer with its events, in their transaction."""
+# What the recorder needs to seal an event: (notification_id, originator_id, version, topic,
+# state, recorded_by).
+Sealable = tuple[int, UUID, int, str, bytes, RecordedBy]
 
-    key: str
-    request_hash: str
+
+@dataclass
+class Submission:
+    """One request's part of a commit: who sent it, which events are its own, and how its
+    answer is built. The recorder seals its events as recorded by it and builds its answer
+    (storing it under its Idempotency-Key, scoped to its sender) in the events' transaction,
+    so nothing of the commit stays if any of that fails."""
+
+    recorded_by: RecordedBy
+    # the answer from the commit's seals by (originator id, version)
+    build: Callable[[Mapping[tuple[UUID, int], "Seal"]], Any]
     status: int
-    answer: Any  # callable: list[Seal] -> JSON-able answer
+    events: frozenset[tuple[UUID, int]] | None = None  # None: every event of the commit
+    idempotency_key: str | None = None
+    request_hash: str = ""
+    answer: Any = None  # set by the recorder, in the transaction
 
 
 def format_time(moment: datetime) -> str:
@@ -75,38 +128,72 @@ def canonical_bytes(
     *,
     position: int,
     recorded_at: datetime,
+    recorded_by: RecordedBy,
     originator_id: UUID,
     originator_version: int,
     topic: str,
     state: bytes,
 ) -> bytes:
-    return canonical_header(position, format_time(recorded_at), str(originator_id),
-                          originator_version, topic) + state
+    """The bytes the chain hashes for one event: its header line, then its stored state."""
+    return canonical_header(position, format_time(recorded_at), recorded_by,
+                            str(originator_id), originator_version, topic) + state
 
 
 def canonical_header(
-    position: int, recorded_at: str, originator_id: str, originator_version: int, topic: str
+    position: int, recorded_at: str, recorded_by: RecordedBy, originator_id: str,
+    originator_version: int, topic: str,
 ) -> bytes:
     """The header line and its newline (without the state), from the canonical texts of the
     time and the id: the bytes json.dumps writes for the header dict, built without it."""
     if type(position) is not int or type(originator_version) is not int:
         # bool and other int subclasses (or anything else) print differently in JSON
-        return _json_header(position, recorded_at, originator_id, originator_version, topic)
-    return (
-        f'{{"originator_id":{json_string(originator_id)},'
-        f'"originator_version":{originator_version},"position":{position},'
-        f'"recorded_at":{json_string(recorded_at)},"topic":{json_string(topic)}}}\n'
-    ).encode()
+        return _json_header(position, recorded_at, recorded_by, originator_id,
+                            originator_version, topic)
+    return header_start(json_string(originator_id), originator_version, position,
+                        json_string(recorded_at)) + \
+        header_end(recorded_by.canonical, json_string(topic))
+
+
+# The header line in two halves, from its values already in JSON (strings quoted and escaped),
+# in json.dumps's sorted order; loops over many events keep the second half, which events
+# share (who recorded them, their topic).
+
+
+def header_start(originator_id: str, originator_version: int, position: int,
+                 recorded_at: str) -> bytes:
+    return (f'{{"originator_id":{originator_id},"originator_version":{originator_version},'
+            f'"position":{position},"recorded_at":{recorded_at}').encode()
+
+
+def header_end(recorded_by: str, topic: str) -> bytes:
+    return f',"recorded_by":{recorded_by},"topic":{topic}}}\n'.encode()
+
+
+class HeaderEnds(dict[str, bytes]):
+    """header_end of one sender (as the seals table holds it) with each topic looked up,
+    written once: a log has a few dozen topics (event classes). Bounded all the same."""
+
+    def __init__(self, stored_by: str) -> None:
+        super().__init__()
+        self.recorded_by = RecordedBy.from_stored(stored_by).canonical
+
+    def __missing__(self, topic: str) -> bytes:
+        if len(self) >= 1024:
+            self.clear()
+        end = self[topic] = header_end(self.recorded_by, json_string(topic))
+        return end
 
 
 def _json_header(
-    position: int, recorded_at: str, originator_id: str, originator_version: int, topic: str
+    position: int, recorded_at: str, recorded_by: RecordedBy, originator_id: str,
+    originator_version: int, topic: str,
 ) -> bytes:
     header = {
         "originator_id": originator_id,
         "originator_version": originator_version,
         "position": position,
         "recorded_at": recorded_at,
+        "recorded_by": recorded_by.to_json(),
         "topic": topic,
     }
     line = json.dumps(header, sort_keys=True, separators=(",", ":"))
@@ -127,34 +214,34 @@ def chain_hash(prev_hash: str, canonical: bytes) -> str:
     return hashlib.sha256(bytes.fromhex(prev_hash) + canonical).hexdigest()
 
 
-def chain_digest(prev_digest: bytes, header: bytes, state: bytes) -> bytes:
-    """chain_hash on raw digests, for loops that would otherwise hex-encode twice per event."""
-    return hashlib.sha256(b"".join((prev_digest, header, state))).digest()
-
-
 def seal_batch(
     last_position: int,
     last_hash: str,
     recorded_at: datetime,
-    events: list[tuple[int, UUID, int, str, bytes]],
+    events: list[Sealable],
 ) -> list[Seal]:
-    """Seal events (notification_id, originator_id, version, topic, state) in commit order."""
+    """Seal events in commit order (by notification id)."""
     seals = []
     prev = last_hash
     prev_digest = bytes.fromhex(last_hash)
     moment = format_time(recorded_at)  # one commit, one time: format it once
-    for offset, (notification_id, originator_id, version, topic, state) in enumerate(
-        sorted(events, key=lambda e: e[0]), start=1
-    ):
+    moment_json = json_string(moment)
+    senders: dict[RecordedBy, HeaderEnds] = {}
+    for offset, (notification_id, originator_id, version, topic, state, recorded_by) in \
+            enumerate(sorted(events, key=lambda e: e[0]), start=1):
         position = last_position + offset
-        prev_digest = chain_digest(
-            prev_digest,
-            canonical_header(position, moment, str(originator_id), version, topic),
-            state,
-        )
+        if type(version) is int:  # canonical_header's bytes, its shared end written once
+            ends = senders.get(recorded_by)
+            if ends is None:
+                ends = senders[recorded_by] = HeaderEnds(recorded_by.canonical)
+            header = (header_start(f'"{originator_id}"', version, position, moment_json),
+                      ends[topic])
+        else:
+            header = (canonical_header(position, moment, recorded_by, str(originator_id),
+                                       version, topic), b"")
+        prev_digest = hashlib.sha256(b"".join((prev_digest, *header, state))).digest()
         digest = prev_digest.hex()
-        seals.append(
-            Seal(position, notification_id, originator_id, version, recorded_at, prev, digest)
-        )
+        seals.append(Seal(position, notification_id, originator_id, version, recorded_at, prev,
+                          digest, recorded_by))
         prev = digest
     return seals

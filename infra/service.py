@@ -3,11 +3,12 @@ records as of a valid date and as known at a record time."""
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from uuid import UUID
 
 import structlog
 from eventsourcing.persistence import IntegrityError
@@ -18,7 +19,7 @@ from domain.ids import record_uuid
 from domain.records import LoggedEvent, fold
 from infra.bootstrap import Container
 from infra.gc_pause import gc_paused
-from infra.seal import IdempotencyClaim, Seal, format_time
+from infra.seal import RecordedBy, Seal, Submission, format_time
 from infra.store import LogEntry
 from infra.verify import Verification, verify_rows
 
@@ -58,49 +59,52 @@ class AppendService:
         self,
         appends: Sequence[Append],
         *,
+        recorded_by: RecordedBy,
         batch: bool = False,
         idempotency_key: str | None = None,
         fingerprint: str = "",
         side_write: Callable[[Any, list[Seal]], None] | None = None,
     ) -> Answer:
-        """Stage and commit; `side_write(cursor, seals)` runs in the events' transaction.
+        """Stage and commit, every event sealed as recorded by `recorded_by` (whose key scopes
+        `idempotency_key`); `side_write(cursor, seals)` runs in the events' transaction.
 
         A batch is staged as drafts (the bulk path: same checks, no aggregate machinery)."""
         with gc_paused() if batch else nullcontext():
-            return self._append(appends, batch, idempotency_key, fingerprint, side_write)
+            return self._append(appends, batch, recorded_by, idempotency_key, fingerprint,
+                                side_write)
 
     def _append(
         self,
         appends: Sequence[Append],
         batch: bool,
+        recorded_by: RecordedBy,
         idempotency_key: str | None,
         fingerprint: str,
         side_write: Callable[[Any, list[Seal]], None] | None,
     ) -> Answer:
         for _ in range(MAX_ATTEMPTS):
             if idempotency_key is not None:
-                earlier = self.earlier_answer(idempotency_key, fingerprint)
+                earlier = self.earlier_answer(recorded_by, idempotency_key, fingerprint)
                 if earlier is not None:
                     return earlier
             staged = self.ledger.stage(appends, drafts=batch)
             status, build = self.prepare(staged, batch)
             if not staged.appended:
-                return Answer(status, build([]))
-            seals: list[Seal] = []
-            claim = None
-            if idempotency_key is not None:
-                claim = IdempotencyClaim(idempotency_key, fingerprint, status, build)
+                return Answer(status, build({}))
+            request = Submission(recorded_by, build, status, idempotency_key=idempotency_key,
+                                 request_hash=fingerprint)
             try:
-                self.ledger.commit(staged, seals=seals, idempotency=claim,
-                                   side_write=side_write)
+                self.ledger.commit(staged, submissions=[request], side_write=side_write)
             except IntegrityError:
                 log.info("append_conflict_retry", records=[o.record_id for o in staged.outcomes])
                 continue
-            return Answer(status, build(seals), appended=build.kinds())
+            return Answer(status, request.answer, appended=build.kinds())
         raise ConcurrentAppendError()
 
-    def earlier_answer(self, key: str, fingerprint: str) -> Answer | None:
-        stored = self.store.stored_answer(key)
+    def earlier_answer(self, sender: RecordedBy, key: str, fingerprint: str) -> Answer | None:
+        """The answer `sender` was given for this Idempotency-Key, if any: keys are the
+        sender's own, so another API key's request under the same key is another request."""
+        stored = self.store.stored_answer(sender.key_id, key)
         if stored is None:
             return None
         if stored.request_hash != fingerprint:
@@ -132,7 +136,7 @@ class AppendService:
 
 def _seal_of(entry: LogEntry) -> Seal:
     return Seal(entry.position, 0, entry.originator_id, entry.originator_version,
-                entry.recorded_at, entry.prev_hash, entry.hash)
+                entry.recorded_at, entry.prev_hash, entry.hash, entry.recorded_by)
 
 
 class AnswerBuilder:
@@ -140,10 +144,11 @@ class AnswerBuilder:
                  batch: bool) -> None:
         self.outcomes, self.known, self.batch = outcomes, known, batch
 
-    def __call__(self, seals: list[Seal]) -> Any:
-        """The request's answer from the seals of its commit (which may hold other requests'
-        events too, in a group commit)."""
-        by_event = {**self.known, **{(s.originator_id, s.originator_version): s for s in seals}}
+    def __call__(self, sealed: Mapping[tuple[UUID, int], Seal]) -> Any:
+        """The request's answer from the seals of its commit by (originator id, version)
+        (which may hold other requests' events too, in a group commit)."""
+        # Merged only when needed: the requests of a group share `sealed`, the group's seals
+        by_event = {**self.known, **sealed} if self.known else sealed
         times: dict[datetime, str] = {}  # a commit's events share one time: format it once
         results = [self._result(o, by_event, times) for o in self.outcomes]
         if not self.batch:
@@ -161,7 +166,7 @@ class AnswerBuilder:
         return tuple(o.kind for o in self.outcomes if o.appended)
 
     @staticmethod
-    def _result(outcome: Outcome, by_event: dict[tuple[Any, int], Seal],
+    def _result(outcome: Outcome, by_event: Mapping[tuple[Any, int], Seal],
                 times: dict[datetime, str]) -> dict[str, Any]:
         seal = by_event[(outcome.originator_id, outcome.version)]
         if seal.recorded_at not in times:
@@ -257,6 +262,7 @@ def entry_json(entry: LogEntry) -> dict[str, Any]:
     return {
         "position": entry.position,
         "recorded_at": format_time(entry.recorded_at),
+        "recorded_by": entry.recorded_by.to_json(),
         "kind": entry.kind,
         "record_id": entry.record_id,
         "type": entry.type,

@@ -28,6 +28,7 @@ from infra.store import (
     TRACKING,
     Columns,
     Cursor,
+    OutdatedLedgerError,
     seal_in_transaction,
 )
 
@@ -109,9 +110,11 @@ class SQLiteDialect:
     def insert_seals(self, cursor: Cursor, seals: list[Seal]) -> None:
         cursor.executemany(
             f"INSERT INTO {self.seals_table} (position, notification_id, originator_id, "
-            "originator_version, recorded_at, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "originator_version, recorded_at, prev_hash, hash, recorded_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(s.position, s.notification_id, s.originator_id.hex, s.originator_version,
-              format_time(s.recorded_at), s.prev_hash, s.hash) for s in seals],
+              format_time(s.recorded_at), s.prev_hash, s.hash, s.recorded_by.canonical)
+             for s in seals],
         )
 
 
@@ -135,13 +138,13 @@ class SealingSQLiteRecorder(SQLiteApplicationRecorder):
             "position INTEGER PRIMARY KEY, notification_id INTEGER NOT NULL UNIQUE, "
             "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
             "recorded_at TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, "
-            "UNIQUE (originator_id, originator_version))",
+            "recorded_by TEXT NOT NULL, UNIQUE (originator_id, originator_version))",
             # Enough for position_at's (recorded_at, position) order: position is the rowid,
             # which ends every SQLite index (PostgreSQL needs it named: see infra.postgres).
             f"CREATE INDEX IF NOT EXISTS {SEALS}_recorded_at ON {SEALS} (recorded_at)",
-            f"CREATE TABLE IF NOT EXISTS {IDEMPOTENCY} (key TEXT PRIMARY KEY, "
+            f"CREATE TABLE IF NOT EXISTS {IDEMPOTENCY} (scope TEXT NOT NULL, key TEXT NOT NULL, "
             "request_hash TEXT NOT NULL, status INTEGER NOT NULL, answer TEXT NOT NULL, "
-            "created_at TEXT NOT NULL)",
+            "created_at TEXT NOT NULL, PRIMARY KEY (scope, key))",
             f"CREATE TABLE IF NOT EXISTS {API_KEYS} (key_id TEXT PRIMARY KEY, name TEXT NOT NULL, "
             "role TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, "
             "revoked_at TEXT)",
@@ -206,10 +209,25 @@ class SealingSQLiteRecorder(SQLiteApplicationRecorder):
             *_immutable(SIGNING_KEY),
         ]
 
+    def create_table(self) -> None:
+        super().create_table()
+        with self.datastore.transaction(commit=False) as c:
+            found = {(table, row["name"]) for table in (SEALS, IDEMPOTENCY)
+                     for row in c.sqlite_cursor.execute(f"PRAGMA table_info({table})")}
+        if not {(SEALS, "recorded_by"), (IDEMPOTENCY, "scope")} <= found:
+            raise OutdatedLedgerError()
+
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        ids = super()._insert_events(c, stored_events, **kwargs)
-        assert ids is not None
-        seal_in_transaction(self.dialect, c.sqlite_cursor, list(stored_events), list(ids), kwargs)
+        """The events and their seals in the writer's transaction, which the library rolls
+        back when anything in it raises."""
+        ids = self._insert_stored_events(c, stored_events)
+        seal_in_transaction(self.dialect, c.sqlite_cursor, list(stored_events), ids, kwargs)
         return ids
+
+    def _insert_stored_events(self, c: SQLiteCursor,
+                              stored_events: Sequence[StoredEvent]) -> list[int]:
+        ids = super()._insert_events(c, stored_events)
+        assert ids is not None
+        return list(ids)

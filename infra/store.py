@@ -6,7 +6,7 @@ One class does the work; a `Dialect` holds what differs between SQLite and Postg
 
 import json
 import sqlite3
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from contextvars import copy_context
@@ -27,7 +27,15 @@ from psycopg.types.string import ByteaBinaryLoader
 
 from domain.aggregates import TOPIC_TO_TYPE
 from domain.kinds import KIND_BY_EVENT_TYPE
-from infra.seal import Seal, format_time, reformat_time, seal_batch
+from infra.seal import (
+    RecordedBy,
+    Seal,
+    Sealable,
+    Submission,
+    format_time,
+    reformat_time,
+    seal_batch,
+)
 from infra.verify import ChainRow
 
 SEALS = "chipledger_seals"
@@ -122,6 +130,7 @@ class LogEntry:
     state: bytes
     prev_hash: str
     hash: str
+    recorded_by: RecordedBy
 
     @property
     def type(self) -> str:
@@ -145,6 +154,22 @@ class LogEntry:
         return dict(self.payload["data"])
 
 
+class UnattributedEventError(Exception):
+    """A commit held an event that no submission says it sent: nothing of it is written."""
+
+    def __str__(self) -> str:
+        return "every event must say who recorded it: pass the request's Submission"
+
+
+class OutdatedLedgerError(Exception):
+    """The database was written by an earlier chipledger whose log this one does not read."""
+
+    def __str__(self) -> str:
+        return ("this database holds a log sealed by an earlier chipledger (hash chain "
+                "sha256-chain-v1, events without recorded_by), which this version does not "
+                "read: point CHIPLEDGER_DATABASE_URL at a new database")
+
+
 def seal_in_transaction(
     dialect: Dialect,
     cursor: Cursor,
@@ -152,24 +177,48 @@ def seal_in_transaction(
     notification_ids: list[int],
     kwargs: dict[str, Any],
 ) -> list[Seal]:
-    """Seal just-inserted events and store the idempotency claim, in the events' transaction.
+    """Seal just-inserted events and write what goes with them, in the events' transaction.
 
     Called while the writer holds the events table's lock (PostgreSQL) or the database's
     write lock (SQLite), so positions and hashes follow commit order.
     """
     last_position, last_hash, recorded_at = seal_head(dialect, cursor)
-    seals = seal_batch(
-        last_position,
-        last_hash,
-        recorded_at,
-        [
-            (nid, as_uuid(e.originator_id), e.originator_version, e.topic, e.state)
-            for nid, e in zip(notification_ids, stored_events, strict=True)
-        ],
-    )
+    seals = seal_batch(last_position, last_hash, recorded_at,
+                       sealable(stored_events, notification_ids, kwargs))
     dialect.insert_seals(cursor, seals)
     after_sealing(dialect, cursor, seals, recorded_at, kwargs)
     return seals
+
+
+def sealable(stored_events: Sequence[StoredEvent], notification_ids: Sequence[int],
+             kwargs: dict[str, Any]) -> list[Sealable]:
+    """The events as seal_batch takes them, each with who recorded it."""
+    author = authorship(kwargs.get("submissions") or [])
+    events = []
+    for nid, e in zip(notification_ids, stored_events, strict=True):
+        originator_id = as_uuid(e.originator_id)
+        events.append((nid, originator_id, e.originator_version, e.topic, e.state,
+                       author(originator_id, e.originator_version)))
+    return events
+
+
+def authorship(submissions: list[Submission]) -> Callable[[UUID, int], RecordedBy]:
+    """Who recorded each event of a commit: its submission's sender. An event no submission
+    claims raises UnattributedEventError, which rolls the commit back."""
+    if len(submissions) == 1 and submissions[0].events is None:
+        sender = submissions[0].recorded_by
+        return lambda *_: sender
+    if any(s.events is None for s in submissions):
+        raise UnattributedEventError()  # "all of the commit's events" said by one of many
+    owners = {event: s.recorded_by for s in submissions for event in s.events or ()}
+
+    def author(originator_id: UUID, version: int) -> RecordedBy:
+        found = owners.get((originator_id, version))
+        if found is None:
+            raise UnattributedEventError()
+        return found
+
+    return author
 
 
 def seal_head(dialect: Dialect, cursor: Cursor) -> tuple[int, str, datetime]:
@@ -188,25 +237,42 @@ def seal_head(dialect: Dialect, cursor: Cursor) -> tuple[int, str, datetime]:
 
 def after_sealing(dialect: Dialect, cursor: Cursor, seals: list[Seal], recorded_at: datetime,
                   kwargs: dict[str, Any]) -> None:
-    """What a commit writes beside its seals (the idempotency claim, the caller's side write)
-    and hands back (the seals), in the same transaction."""
-    claims = kwargs.get("idempotency")
-    for claim in claims if isinstance(claims, list) else [claims] if claims else []:
-        cursor.execute(
-            dialect.sql(
-                f"INSERT INTO {dialect.idempotency_table} "
-                "(key, request_hash, status, answer, created_at) VALUES (%s, %s, %s, %s, %s)"
-            ),
-            (claim.key, claim.request_hash, claim.status, json.dumps(claim.answer(seals)),
-             dialect.to_db_time(recorded_at)),
-        )
-    side_write: Callable[[Cursor, list[Seal]], None] | None = kwargs.get("side_write")
-    if side_write is not None:
-        side_write(cursor, seals)
+    """What a commit writes beside its seals (the caller's side tables, each request's answer
+    under its Idempotency-Key) and hands back (the seals, the answers), in the same
+    transaction: if any of it raises, the commit is rolled back."""
+    write_side_tables(cursor, seals, kwargs.get("side_write"))
+    submissions: list[Submission] = kwargs.get("submissions") or []
+    if submissions:
+        sealed = {(s.originator_id, s.originator_version): s for s in seals}
+        for submission in submissions:
+            submission.answer = submission.build(sealed)
+    store_answers(dialect, cursor, [s for s in submissions if s.idempotency_key is not None],
+                  recorded_at)
     sink: list[Seal] | None = kwargs.get("seals")
     if sink is not None:
         sink.clear()  # the library retries a failed transaction: keep only the last attempt
         sink.extend(seals)
+
+
+def write_side_tables(cursor: Cursor, seals: list[Seal],
+                      side_write: Callable[[Cursor, list[Seal]], None] | None) -> None:
+    """The caller's own rows that go with its events (a webhook endpoint and its secret)."""
+    if side_write is not None:
+        side_write(cursor, seals)
+
+
+def store_answers(dialect: Dialect, cursor: Cursor, submissions: list[Submission],
+                  recorded_at: datetime) -> None:
+    """Each answer under its Idempotency-Key, scoped to the API key (or user) that sent it."""
+    if submissions:
+        cursor.executemany(
+            dialect.sql(
+                f"INSERT INTO {dialect.idempotency_table} (scope, key, request_hash, status, "
+                "answer, created_at) VALUES (%s, %s, %s, %s, %s, %s)"
+            ),
+            [(s.recorded_by.key_id, s.idempotency_key, s.request_hash, s.status,
+              json.dumps(s.answer), dialect.to_db_time(recorded_at)) for s in submissions],
+        )
 
 
 def as_uuid(value: UUID | str) -> UUID:
@@ -257,7 +323,7 @@ class LogStore:
         d = dialect
         self._select_entries = (
             f"SELECT s.position, s.recorded_at, s.originator_id, s.originator_version, "
-            f"s.prev_hash, s.hash, e.topic, e.state FROM {d.seals_table} s "
+            f"s.prev_hash, s.hash, s.recorded_by, e.topic, e.state FROM {d.seals_table} s "
             f"JOIN {d.events_table} e ON e.{d.events_id} = s.notification_id "
         )
 
@@ -287,6 +353,7 @@ class LogStore:
             state=bytes(row["state"]),
             prev_hash=row["prev_hash"],
             hash=row["hash"],
+            recorded_by=RecordedBy.from_stored(row["recorded_by"]),
         )
 
     def head(self) -> LogEntry | None:
@@ -320,7 +387,7 @@ class LogStore:
         d = self.dialect
         rows = self._rows(
             page_of_log(d, "s.position, s.recorded_at, s.originator_id, s.originator_version, "
-                           "s.prev_hash, s.hash, e.topic, e.state", upto=False),
+                           "s.prev_hash, s.hash, s.recorded_by, e.topic, e.state", upto=False),
             (after, limit),
         )
         return [self._entry(r) for r in rows]
@@ -396,11 +463,12 @@ class LogStore:
         )
         return self._entry(rows[0]) if rows else None
 
-    def stored_answer(self, key: str) -> StoredAnswer | None:
+    def stored_answer(self, scope: str, key: str) -> StoredAnswer | None:
+        """The answer stored under an Idempotency-Key by the sender `scope` (a key id)."""
         rows = self._rows(
             f"SELECT request_hash, status, answer FROM {self.dialect.idempotency_table} "
-            "WHERE key = %s",
-            (key,),
+            "WHERE scope = %s AND key = %s",
+            (scope, key),
         )
         if not rows:
             return None
@@ -560,7 +628,7 @@ class LogStore:
         d = self.dialect
         seal_columns = (
             "s.position, s.recorded_at, s.originator_id::text, s.originator_version, "
-            "s.notification_id, s.prev_hash, s.hash"  # uuid_out writes str(UUID)'s form
+            "s.notification_id, s.prev_hash, s.hash, s.recorded_by"  # uuid_out: str(UUID)'s form
         )
         seals = (f"SELECT {seal_columns} FROM {d.seals_table} s "
                  "WHERE s.position > %s ORDER BY s.position LIMIT %s")
@@ -585,8 +653,9 @@ class LogStore:
                     # lazily: zip reuses its pair when the caller unpacks it
                     rows = zip(sealed, found, strict=True)
                 else:  # out of step (or rows gone): the join says what pairs up
-                    rows = [((p, t, o, v, n, ph, h), (n, topic, state)) for p, t, o, v, n, ph, h,
-                            topic, state in plain.execute(joined, (after, last), binary=True)]
+                    rows = [((p, t, o, v, n, ph, h, by), (n, topic, state)) for p, t, o, v, n, ph,
+                            h, by, topic, state in plain.execute(joined, (after, last),
+                                                                 binary=True)]
             yield rows
             if len(sealed) < page:
                 return
@@ -600,7 +669,7 @@ class LogStore:
         d = self.dialect
         joined = d.sql(
             "SELECT s.position, s.recorded_at, s.originator_id, s.originator_version, "
-            "s.notification_id, s.prev_hash, s.hash, e.topic, e.state "
+            "s.notification_id, s.prev_hash, s.hash, s.recorded_by, e.topic, e.state "
             f"FROM {d.seals_table} s JOIN {d.events_table} e "
             f"ON e.{d.events_id} = s.notification_id "
             "WHERE s.position > %s ORDER BY s.position LIMIT %s"
@@ -612,8 +681,8 @@ class LogStore:
                     cursor = cursor.connection.cursor()
                     cursor.row_factory = None  # tuples, not sqlite3.Row
                 rows: list[ChainRow] = [
-                    ((p, t, _uuid_text(o, from_db_uuid), v, n, ph, h), (n, topic, state))
-                    for p, t, o, v, n, ph, h, topic, state
+                    ((p, t, _uuid_text(o, from_db_uuid), v, n, ph, h, by), (n, topic, state))
+                    for p, t, o, v, n, ph, h, by, topic, state
                     in cursor.execute(joined, (after, page)).fetchall()
                 ]
             if rows:

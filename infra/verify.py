@@ -7,13 +7,23 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from infra.seal import GENESIS_HASH, canonical_bytes, canonical_header, chain_hash, json_string
+from infra.seal import (
+    GENESIS_HASH,
+    HeaderEnds,
+    RecordedBy,
+    canonical_bytes,
+    canonical_header,
+    chain_hash,
+    header_start,
+    json_string,
+)
 
 # A seal and its event, as LogStore.iter_chain_rows reads them: (position, recorded_at,
-# originator_id, originator_version, notification_id, prev_hash, hash) and (notification_id,
-# topic, state). originator_id is in str(UUID)'s form; recorded_at is as the database returns
-# it, for a canonical_time function to turn into format_time's text.
-SealRow = tuple[int, Any, str, int, int, str, str]
+# originator_id, originator_version, notification_id, prev_hash, hash, recorded_by) and
+# (notification_id, topic, state). originator_id is in str(UUID)'s form; recorded_at is as the
+# database returns it, for a canonical_time function to turn into format_time's text;
+# recorded_by is the seals table's text (RecordedBy.canonical, unless edited).
+SealRow = tuple[int, Any, str, int, int, str, str, str]
 EventRow = tuple[int, str, bytes]
 ChainRow = tuple[SealRow, EventRow]
 
@@ -23,6 +33,8 @@ class Sealed(Protocol):
     def position(self) -> int: ...
     @property
     def recorded_at(self) -> datetime: ...
+    @property
+    def recorded_by(self) -> RecordedBy: ...
     @property
     def originator_id(self) -> UUID: ...
     @property
@@ -68,6 +80,7 @@ def _problem(entry: Sealed, expected_position: int, prev_hash: str) -> str | Non
         canonical_bytes(
             position=entry.position,
             recorded_at=entry.recorded_at,
+            recorded_by=entry.recorded_by,
             originator_id=entry.originator_id,
             originator_version=entry.originator_version,
             topic=entry.topic,
@@ -92,12 +105,13 @@ def verify_rows(
     `prev_hash` (the rows start at `after + 1`)."""
     expected_position, prev_digest = after + 1, bytes.fromhex(prev_hash)
     sha256, join = hashlib.sha256, b"".join
-    topics: dict[str, str] = {}
+    senders: dict[str, HeaderEnds] = {}
+    ends, last_by = HeaderEnds(""), None
     last_time: Any = _NO_TIME
     time_text = time_json = ""
     for page in pages:
-        for (position, recorded_at, originator_id, version, _, stored_prev, stored_hash), \
-                (_, topic, state) in page:
+        for (position, recorded_at, originator_id, version, _, stored_prev, stored_hash,
+             stored_by), (_, topic, state) in page:
             if position != expected_position:
                 return _broken(expected_position, prev_hash,
                                f"position {expected_position} is missing (found {position} "
@@ -108,21 +122,22 @@ def verify_rows(
             if recorded_at != last_time:  # a commit's events share their time: format it once
                 time_text = canonical_time(recorded_at)
                 last_time, time_json = recorded_at, json_string(time_text)
-            topic_json = topics.get(topic)
-            if topic_json is None:
-                if len(topics) >= 1024:  # topics are event classes, a few dozen: bound it anyway
-                    topics.clear()
-                topic_json = topics[topic] = json_string(topic)
             if type(position) is int and type(version) is int:
                 # str(UUID)'s form needs no JSON escaping
-                header = (
-                    f'{{"originator_id":"{originator_id}",'
-                    f'"originator_version":{version},"position":{position},'
-                    f'"recorded_at":{time_json},"topic":{topic_json}}}\n'
-                ).encode()
+                start = header_start(f'"{originator_id}"', version, position, time_json)
+                if stored_by != last_by:  # a commit, a key's run of commits: one sender
+                    found = senders.get(stored_by)
+                    if found is None:
+                        if len(senders) >= 1024:
+                            senders.clear()
+                        found = senders[stored_by] = HeaderEnds(stored_by)
+                    ends, last_by = found, stored_by
+                end = ends[topic]
             else:
-                header = canonical_header(position, time_text, originator_id, version, topic)
-            digest = sha256(join((prev_digest, header, state))).digest()
+                start, end = canonical_header(position, time_text,
+                                              RecordedBy.from_stored(stored_by),
+                                              originator_id, version, topic), b""
+            digest = sha256(join((prev_digest, start, end, state))).digest()
             if digest.hex() != stored_hash:
                 return _broken(expected_position, prev_hash, "its content does not match its hash")
             expected_position, prev_hash, prev_digest = (expected_position + 1, stored_hash,

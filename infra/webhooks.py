@@ -34,7 +34,7 @@ from domain.bodies import (
 from domain.errors import FieldProblem, InvalidRecordError, RecordNotFoundError
 from domain.kinds import Role
 from infra.bootstrap import Container
-from infra.seal import Seal, format_time
+from infra.seal import RecordedBy, Seal, format_time
 from infra.service import AppendService
 from infra.store import Cursor, Dialect
 from infra.webhook_targets import (
@@ -51,6 +51,8 @@ log = structlog.get_logger("chipledger.webhooks")
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 ROTATION_OVERLAP = timedelta(hours=24)
+# Who records what the dispatcher appends on its own (an endpoint disabled on a 410).
+DISPATCHER = RecordedBy("system:webhook-dispatcher", "webhook dispatcher", "system")
 # Seconds before each retry: the first within seconds, the last about three days after the
 # first attempt; 15 attempts in all.
 BACKOFF = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200, 43200, 43200, 43200, 28800)
@@ -128,8 +130,8 @@ class Webhooks:
 
     # endpoints --------------------------------------------------------------------------------
 
-    def create(self, url: str, event_types: list[str], description: str | None
-               ) -> tuple[Endpoint, str]:
+    def create(self, url: str, event_types: list[str], description: str | None, *,
+               recorded_by: RecordedBy) -> tuple[Endpoint, str]:
         problems = check_url(url, self.settings.webhook_allow_local, self.resolver)
         if problems:
             raise InvalidRecordError(problems)
@@ -152,7 +154,8 @@ class Webhooks:
                 f"INSERT INTO {d.secrets_table} (endpoint_id, secret, fingerprint, created_at) "
                 "VALUES (%s, %s, %s, %s)"), (endpoint_id, secret, fingerprint(secret), now))
 
-        self.appends.append([Append("webhook_endpoint", Role.CREATE, body)], side_write=store)
+        self.appends.append([Append("webhook_endpoint", Role.CREATE, body)],
+                            recorded_by=recorded_by, side_write=store)
         log.info("webhook_endpoint_created", endpoint_id=endpoint_id, url=url,
                  event_types=event_types)
         return self.get(endpoint_id), secret
@@ -171,7 +174,7 @@ class Webhooks:
                             "ORDER BY created_at, endpoint_id")
         return [self._endpoint(r) for r in rows]
 
-    def disable(self, endpoint_id: str, reason: str) -> Endpoint:
+    def disable(self, endpoint_id: str, reason: str, *, recorded_by: RecordedBy) -> Endpoint:
         endpoint = self.get(endpoint_id)
         if not endpoint.enabled:
             return endpoint
@@ -186,11 +189,11 @@ class Webhooks:
                 (d.to_db_time(seals[-1].recorded_at), reason, endpoint_id))
 
         self.appends.append([Append("webhook_endpoint", Role.END, body, endpoint_id)],
-                            side_write=store)
+                            recorded_by=recorded_by, side_write=store)
         log.info("webhook_endpoint_disabled", endpoint_id=endpoint_id, reason=reason)
         return self.get(endpoint_id)
 
-    def rotate(self, endpoint_id: str) -> str:
+    def rotate(self, endpoint_id: str, *, recorded_by: RecordedBy) -> str:
         """A new secret; the old ones keep signing alongside it for 24 hours."""
         self.get(endpoint_id)
         secret = new_secret()
@@ -209,7 +212,7 @@ class Webhooks:
                 (endpoint_id, secret, fingerprint(secret), d.to_db_time(now)))
 
         self.appends.append([Append("webhook_endpoint", Role.CORRECT, body, endpoint_id)],
-                            side_write=store)
+                            recorded_by=recorded_by, side_write=store)
         log.info("webhook_secret_rotated", endpoint_id=endpoint_id)
         return secret
 
@@ -428,7 +431,8 @@ class Dispatcher:
                  attempt=claim.attempts + 1, status_code=status_code, latency_ms=latency,
                  error=error, outcome=status)
         if status_code == 410:
-            self.webhooks.disable(claim.endpoint_id, "the receiver answered 410 Gone")
+            self.webhooks.disable(claim.endpoint_id, "the receiver answered 410 Gone",
+                                  recorded_by=DISPATCHER)
         return status
 
     def _record(self, claim: Claim, status_code: int | None, error: str | None,

@@ -2,6 +2,11 @@
 
 from typing import Any
 
+from infra.seal import RecordedBy
+
+# Who records what tests append below the HTTP layer.
+TEST_WRITER = RecordedBy("test-writer", "a test's writer", "writer")
+
 H100: dict[str, Any] = {"id": "nvidia-h100", "vendor": "NVIDIA", "origin_country": "US",
                         "tpp": 15830, "performance_density": 19.4,
                         "memory_bandwidth_gbps": 3350}

@@ -11,8 +11,10 @@ from api.appends import parse_batch_line
 from domain.aggregates import AGGREGATES
 from domain.kinds import Role
 from infra.bootstrap import Container
-from infra.seal import canonical_bytes, chain_hash
+from infra.keys import command_line_user
+from infra.seal import Submission, canonical_bytes, chain_hash
 from infra.service import AppendService
+from tests.data import TEST_WRITER
 
 # Single events, pages' worth and odd sizes, so commits straddle any page boundary.
 COMMIT_SIZES = (1, 40, 3, 7, 14, 2)
@@ -22,12 +24,13 @@ def append_in_commits(container: Container, lines: list[dict[str, Any]],
                       sizes: tuple[int, ...] = COMMIT_SIZES) -> None:
     """Append batch lines as a series of commits, their sizes cycling through `sizes`."""
     service = AppendService(container)
+    sender = command_line_user()
     cycle = itertools.cycle(sizes)
     while lines:
         size = next(cycle)
         batch, lines = lines[:size], lines[size:]
         service.append([parse_batch_line(json.dumps(line), n)
-                        for n, line in enumerate(batch, 1)], batch=True)
+                        for n, line in enumerate(batch, 1)], recorded_by=sender, batch=True)
 
 
 def save_unchecked(container: Container, kind: str, record_id: str, role: Role,
@@ -41,7 +44,7 @@ def save_unchecked(container: Container, kind: str, record_id: str, role: Role,
     else:
         record = container.ledger.get_record(kind, record_id)
         record.trigger_event(record._event_class(role), record_id=record_id, data=data)
-    container.ledger.save(record)
+    container.ledger.save(record, submissions=[Submission(TEST_WRITER, lambda _: None, 0)])
     head = container.store.head()
     assert head is not None
     return head.position
@@ -112,7 +115,8 @@ def rehash_from(container: Container, position: int, old: bytes, new: bytes) -> 
     for entry in entries:
         digest = chain_hash(prev, canonical_bytes(
             position=entry.position, recorded_at=entry.recorded_at,
-            originator_id=entry.originator_id, originator_version=entry.originator_version,
+            recorded_by=entry.recorded_by, originator_id=entry.originator_id,
+            originator_version=entry.originator_version,
             topic=entry.topic, state=state if entry.position == position else entry.state))
         statements.append(f"UPDATE {d.seals_table} SET prev_hash = '{prev}', hash = "
                           f"'{digest}' WHERE position = {entry.position}")

@@ -520,7 +520,7 @@ class TestHistoryAndFeed:
     def test_the_integrity_head_is_the_last_events_hash(self, client, writer, reader):
         assert head(client, reader) == {"head_position": 0, "head_hash": "0" * 64,
                                         "head_recorded_at": None,
-                                        "algorithm": "sha256-chain-v1"}
+                                        "algorithm": "sha256-chain-v2"}
         assert client.get("/v1/events", headers=reader).json() == {
             "events": [], "next_after": None}
         record_world(client, writer)
@@ -531,7 +531,7 @@ class TestHistoryAndFeed:
         assert integrity["head_position"] == event["position"] == WORLD_SIZE + 1
         assert integrity["head_hash"] == event["hash"]
         assert integrity["head_recorded_at"] == event["recorded_at"]
-        assert integrity["algorithm"] == "sha256-chain-v1"
+        assert integrity["algorithm"] == "sha256-chain-v2"
 
 
 # 4. Optimistic concurrency ----------------------------------------------------------------------

@@ -650,7 +650,7 @@ class TestOfflineBundles:
         assert result.returncode == 0, result.stderr
         header, *events = bundle_lines(bundle)
         assert (header["format"], header["algorithm"], header["head_position"]) == \
-            ("chipledger-export-v1", "sha256-chain-v1", head)
+            ("chipledger-export-v2", "sha256-chain-v2", head)
         assert header["head_hash"] == integrity(client, reader)["head_hash"]
         assert header["checkpoint"]["position"] == head
         assert [e["position"] for e in events] == list(range(1, head + 1))

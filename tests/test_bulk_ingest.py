@@ -8,6 +8,7 @@ from eventsourcing.domain import Aggregate
 
 from infra.bootstrap import Container
 from infra.postgres import SealingPostgresRecorder
+from tests.data import TEST_WRITER
 
 NDJSON = "application/x-ndjson"
 LARGE = SealingPostgresRecorder.copy_threshold + 37
@@ -83,7 +84,7 @@ class TestLargeBatches:
         appends = [parse_batch_line(line, n) for n, line in enumerate(lines, 1)]
         ledger.stage = stage_then_race  # type: ignore[method-assign]
         try:
-            answer = service.append(appends, batch=True)
+            answer = service.append(appends, recorded_by=TEST_WRITER, batch=True)
         finally:
             ledger.stage = stage  # type: ignore[method-assign]
         assert (answer.status, answer.body["count"], answer.body["appended"]) == (

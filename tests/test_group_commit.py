@@ -2,6 +2,7 @@
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import pytest
 
@@ -9,6 +10,7 @@ from api.appends import parse_batch_line
 from domain.errors import InvalidRecordError, RecordConflictError
 from infra.group_commit import GroupCommitter
 from infra.service import AppendService
+from tests.data import TEST_WRITER
 
 
 def firm(n: int, country: str = "SG") -> list:
@@ -31,7 +33,8 @@ class TestGroupCommit:
     ):
         # Step 1: 64 clients append a firm each, at once.
         with ThreadPoolExecutor(max_workers=64) as pool:
-            answers = list(pool.map(lambda n: committer.submit(firm(n)), range(64)))
+            answers = list(pool.map(
+                lambda n: committer.submit(firm(n), recorded_by=TEST_WRITER), range(64)))
         # Step 2: each answer names its own record, and positions are 1..64 without gaps.
         assert sorted(a.body["id"] for a in answers) == sorted(f"firm-{n}" for n in range(64))
         assert sorted(a.body["position"] for a in answers) == list(range(1, 65))
@@ -42,13 +45,14 @@ class TestGroupCommit:
         assert container.store.head().position == 64
 
     def test_a_refused_request_fails_alone(self, committer, container):
-        committer.submit(firm(0))
+        committer.submit(firm(0), recorded_by=TEST_WRITER)
         bad = [parse_batch_line(json.dumps({"type": "leases", "body": {
             "id": "l1", "firm_id": "nobody", "data_centre_id": "dc", "chip_model": "h100",
             "chip_count": 1, "starts_on": "2025-01-01", "purposes": ["training"]}}), 1)]
         requests = [firm(1), bad, firm(2), firm(0, "CN"), firm(3)]
         with ThreadPoolExecutor(max_workers=5) as pool:
-            futures = [pool.submit(committer.submit, r) for r in requests]
+            futures = [pool.submit(committer.submit, r, recorded_by=TEST_WRITER)
+                       for r in requests]
         outcomes = []
         for future in futures:
             try:
@@ -59,14 +63,14 @@ class TestGroupCommit:
         assert container.store.head().position == 4
 
     def test_two_requests_on_one_record_in_one_group_apply_in_order(self, committer, container):
-        committer.submit(firm(0))
+        committer.submit(firm(0), recorded_by=TEST_WRITER)
         changes = [
             [parse_batch_line(json.dumps({"type": "firms/changes", "id": "firm-0", "body": {
                 "effective_from": f"2025-0{m}-01", "name": f"Name {m}"}}), 1)]
             for m in range(1, 8)
         ]
         with ThreadPoolExecutor(max_workers=7) as pool:
-            answers = list(pool.map(committer.submit, changes))
+            answers = list(pool.map(partial(committer.submit, recorded_by=TEST_WRITER), changes))
         assert sorted(a.body["version"] for a in answers) == list(range(2, 9))
         versions = {a.body["version"]: a.body["position"] for a in answers}
         assert [versions[v] for v in sorted(versions)] == sorted(versions.values())
@@ -77,7 +81,8 @@ class TestGroupCommit:
                                                                       container):
         with ThreadPoolExecutor(max_workers=8) as pool:
             answers = list(pool.map(
-                lambda _: committer.submit(firm(5), idempotency_key="k-5", fingerprint="f"),
+                lambda _: committer.submit(firm(5), recorded_by=TEST_WRITER,
+                                           idempotency_key="k-5", fingerprint="f"),
                 range(8)))
         assert {a.body["position"] for a in answers} == {1}
         assert container.store.head().position == 1
@@ -88,7 +93,8 @@ class TestGroupCommit:
         from infra.group_commit import _Request
 
         group = GroupCommitter(AppendService(container))
-        first, second = _Request(firm(9), None, ""), _Request(firm(9), None, "")
+        first = _Request(firm(9), TEST_WRITER, None, "")
+        second = _Request(firm(9), TEST_WRITER, None, "")
         group._commit([first, second])
         assert first.answer is not None
         assert second.answer is not None

@@ -102,7 +102,7 @@ KILLED_WRITER = textwrap.dedent("""
     from pathlib import Path
     from api.appends import parse_batch_line
     from infra.bootstrap import bootstrap
-    from infra.seal import IdempotencyClaim
+    from infra.seal import RecordedBy, Submission
     from infra.settings import Settings
 
     marker = Path(sys.argv[1])
@@ -118,8 +118,8 @@ KILLED_WRITER = textwrap.dedent("""
         marker.write_text(str(len(seals)))
         time.sleep(120)
 
-    container.ledger.commit(staged, idempotency=IdempotencyClaim("k", "h", 201,
-                                                                 hang_inside_the_transaction))
+    container.ledger.commit(staged, submissions=[Submission(
+        RecordedBy("cli:test", "test", "cli"), hang_inside_the_transaction, 201)])
 """)
 
 

@@ -67,6 +67,7 @@ from infra.service import AppendService
 from infra.settings import Settings
 from infra.store import LogEntry
 from projections.findings import PROJECTION_NAME, FindingsProjection, LogEvent, commits, held
+from tests.data import TEST_WRITER
 
 PURE = settings(max_examples=60, deadline=None)
 DB = settings(max_examples=25, deadline=None,
@@ -786,7 +787,7 @@ def fresh_container(database_url: str, tmp_path: Path) -> Iterator[Container]:
 
 def append_lines(container: Container, lines: list[str]) -> None:
     appends = [parse_batch_line(text, n) for n, text in enumerate(lines, 1)]
-    answer = AppendService(container).append(appends, batch=True)
+    answer = AppendService(container).append(appends, recorded_by=TEST_WRITER, batch=True)
     assert answer.status == 201, answer.body
 
 

@@ -12,7 +12,7 @@ from domain.application import Append
 from infra.findings_store import FindingsStore
 from infra.runner import ProjectionRunner, Workers
 from infra.service import AppendService
-from tests.data import record_world
+from tests.data import TEST_WRITER, record_world
 
 
 def _wait_until(condition, timeout=15.0):
@@ -83,7 +83,7 @@ class TestBatchesOfTheRunner:
         # Step 1: three commits of 3, 3 and 1 events.
         service = AppendService(container)
         for commit in _commits_of([3, 3, 1]):
-            service.append(commit, batch=True)
+            service.append(commit, recorded_by=TEST_WRITER, batch=True)
         # Step 2: a runner with batches of 2 counts the events it reads.
         read: list[int] = []
         read_events = runner_module.read_events
@@ -125,7 +125,7 @@ def _append_one_commit_each(container, commits: list[list[Append]]) -> None:
     recorded_at (a commit's recorded_at is the later of the clock and the last one's)."""
     service, dialect = AppendService(container), container.store.dialect
     for commit in commits:
-        service.append(commit, batch=True)
+        service.append(commit, recorded_by=TEST_WRITER, batch=True)
         last = container.store.head().recorded_at
         while True:
             with dialect.transaction(commit=False) as cursor:

@@ -6,4 +6,4 @@ class TestLedgerCore:
         record_world(client, writer)
         result = client.post("/v1/integrity/verification", headers=as_role("auditor")).json()
         assert result == {"ok": True, "verified_through": 10, "first_mismatch": None,
-                          "reason": None, "algorithm": "sha256-chain-v1"}
+                          "reason": None, "algorithm": "sha256-chain-v2"}

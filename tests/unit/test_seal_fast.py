@@ -1,5 +1,5 @@
-"""The hand-built canonical form is byte for byte the json.dumps form that sealed every existing
-log: any difference would make old logs fail verification."""
+"""The hand-built canonical form is byte for byte the json.dumps form that defines the chain
+(sha256-chain-v2): any difference would make logs fail verification."""
 
 import hashlib
 import json
@@ -15,9 +15,9 @@ from bench.synthetic import ledger
 from infra.bootstrap import Container, bootstrap
 from infra.seal import (
     GENESIS_HASH,
+    RecordedBy,
     canonical_bytes,
     canonical_header,
-    chain_digest,
     chain_hash,
     format_time,
     json_string,
@@ -33,15 +33,17 @@ MANY = settings(max_examples=500, deadline=None)
 
 
 def reference_canonical(
-    *, position: Any, recorded_at: datetime, originator_id: UUID, originator_version: Any,
-    topic: Any, state: bytes,
+    *, position: Any, recorded_at: datetime, recorded_by: RecordedBy, originator_id: UUID,
+    originator_version: Any, topic: Any, state: bytes,
 ) -> bytes:
-    """The definition the log was sealed with, kept verbatim."""
+    """The definition the log is sealed with, kept verbatim."""
     header = {
         "originator_id": str(originator_id),
         "originator_version": originator_version,
         "position": position,
         "recorded_at": format_time(recorded_at),
+        "recorded_by": {"key_id": recorded_by.key_id, "name": recorded_by.name,
+                        "role": recorded_by.role},
         "topic": topic,
     }
     line = json.dumps(header, sort_keys=True, separators=(",", ":"))
@@ -61,26 +63,44 @@ zones = st.sampled_from([UTC, timezone(timedelta(hours=8)),
                          timezone(timedelta(hours=-9, minutes=-30))])
 moments = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
                        timezones=zones)
+senders = st.builds(RecordedBy, any_text, any_text, any_text)
+ALICE = RecordedBy("cli:alice", "alice", "cli")
 
 
 @MANY
-@given(position=integers, recorded_at=moments, originator_id=st.uuids(),
+@given(position=integers, recorded_at=moments, recorded_by=senders, originator_id=st.uuids(),
        originator_version=integers, topic=any_text, state=st.binary())
-@example(position=1, recorded_at=datetime(2025, 1, 1, tzinfo=UTC), originator_id=UUID(int=0),
-         originator_version=1, topic="chipledger.LeaseSigned", state=b'{"a":1}')
+@example(position=1, recorded_at=datetime(2025, 1, 1, tzinfo=UTC), recorded_by=ALICE,
+         originator_id=UUID(int=0), originator_version=1, topic="chipledger.LeaseSigned",
+         state=b'{"a":1}')
 def test_canonical_bytes_is_the_json_form(
-    position: int, recorded_at: datetime, originator_id: UUID, originator_version: int,
-    topic: str, state: bytes,
+    position: int, recorded_at: datetime, recorded_by: RecordedBy, originator_id: UUID,
+    originator_version: int, topic: str, state: bytes,
 ) -> None:
     fields: dict[str, Any] = {"position": position, "recorded_at": recorded_at,
-                              "originator_id": originator_id,
+                              "recorded_by": recorded_by, "originator_id": originator_id,
                               "originator_version": originator_version, "topic": topic,
                               "state": state}
     expected = reference_canonical(**fields)
     assert canonical_bytes(**fields) == expected
-    header = canonical_header(position, format_time(recorded_at), str(originator_id),
-                              originator_version, topic)
+    header = canonical_header(position, format_time(recorded_at), recorded_by,
+                              str(originator_id), originator_version, topic)
     assert header + state == expected
+
+
+def test_the_header_names_who_recorded_the_event() -> None:
+    header = canonical_header(7, "2025-01-01T00:00:00.000000Z", ALICE, str(UUID(int=1)), 2, "t")
+    assert header == (b'{"originator_id":"00000000-0000-0000-0000-000000000001",'
+                      b'"originator_version":2,"position":7,'
+                      b'"recorded_at":"2025-01-01T00:00:00.000000Z","recorded_by":'
+                      b'{"key_id":"cli:alice","name":"alice","role":"cli"},"topic":"t"}\n')
+
+
+@MANY
+@given(recorded_by=senders)
+def test_recorded_by_reads_back_from_its_stored_text(recorded_by: RecordedBy) -> None:
+    assert RecordedBy.from_stored(recorded_by.canonical) == recorded_by
+    assert RecordedBy.from_json(json.loads(recorded_by.canonical)) == recorded_by
 
 
 @MANY
@@ -92,7 +112,7 @@ def test_json_string_is_json_dumps(text: str) -> None:
 @given(value=st.sampled_from([True, False, None, 1.0, "7"]))
 def test_values_json_prints_its_own_way_keep_the_json_form(value: Any) -> None:
     fields: dict[str, Any] = {"recorded_at": datetime(2025, 1, 1, tzinfo=UTC),
-                              "originator_id": UUID(int=5), "state": b""}
+                              "recorded_by": ALICE, "originator_id": UUID(int=5), "state": b""}
     for position, version, topic in ((value, 1, "t"), (1, value, "t"), (1, 1, value)):
         expected = reference_canonical(position=position, originator_version=version,
                                        topic=topic, **fields)
@@ -101,33 +121,31 @@ def test_values_json_prints_its_own_way_keep_the_json_form(value: Any) -> None:
 
 
 @MANY
-@given(prev=st.binary(min_size=32, max_size=32), canonical=st.binary(), split=st.integers(0))
-def test_chain_digest_is_chain_hash_on_raw_digests(prev: bytes, canonical: bytes,
-                                                   split: int) -> None:
-    cut = split % (len(canonical) + 1)
-    expected = reference_hash(prev.hex(), canonical)
-    assert chain_digest(prev, canonical[:cut], canonical[cut:]).hex() == expected
-    assert chain_hash(prev.hex(), canonical) == expected
+@given(prev=st.binary(min_size=32, max_size=32), canonical=st.binary())
+def test_chain_hash_is_sha256_of_the_previous_digest_and_the_bytes(prev: bytes,
+                                                                   canonical: bytes) -> None:
+    assert chain_hash(prev.hex(), canonical) == reference_hash(prev.hex(), canonical)
 
 
 @settings(max_examples=100, deadline=None)
 @given(last_position=st.integers(0, 10**9), recorded_at=moments,
-       events=st.lists(st.tuples(st.uuids(), st.integers(1, 10**6), any_text, st.binary()),
-                       max_size=8))
-def test_seal_batch_seals_as_before(
-    last_position: int, recorded_at: datetime, events: list[tuple[UUID, int, str, bytes]],
+       events=st.lists(st.tuples(st.uuids(), st.integers(1, 10**6), any_text, st.binary(),
+                                 senders), max_size=8))
+def test_seal_batch_seals_as_the_definition_says(
+    last_position: int, recorded_at: datetime,
+    events: list[tuple[UUID, int, str, bytes, RecordedBy]],
 ) -> None:
     numbered = [(100 - n, *event) for n, event in enumerate(events)]  # out of commit order
     seals = seal_batch(last_position, GENESIS_HASH, recorded_at, numbered)
     prev = GENESIS_HASH
-    for offset, (seal, (nid, oid, version, topic, state)) in enumerate(
+    for offset, (seal, (nid, oid, version, topic, state, by)) in enumerate(
         zip(seals, sorted(numbered, key=lambda e: e[0]), strict=True), start=1
     ):
         expected = reference_hash(prev, reference_canonical(
-            position=last_position + offset, recorded_at=recorded_at, originator_id=oid,
-            originator_version=version, topic=topic, state=state))
-        assert (seal.position, seal.notification_id, seal.prev_hash, seal.hash) == \
-            (last_position + offset, nid, prev, expected)
+            position=last_position + offset, recorded_at=recorded_at, recorded_by=by,
+            originator_id=oid, originator_version=version, topic=topic, state=state))
+        assert (seal.position, seal.notification_id, seal.prev_hash, seal.hash,
+                seal.recorded_by) == (last_position + offset, nid, prev, expected, by)
         prev = expected
 
 
@@ -187,6 +205,28 @@ def test_paged_rows_verify_as_entries_do(database_url: str) -> None:
             rows, entries = _both_ways(container, page)
             assert rows == entries
             assert (rows.first_mismatch, rows.reason) == (8, "its content does not match its hash")
+    finally:
+        container.close()
+
+
+def test_an_edited_recorded_by_is_found_by_both_paths(database_url: str) -> None:
+    """Who recorded an event is hashed: another principal, or text that is none, put behind
+    the triggers fails verification at its position, and the log still reads."""
+    container = bootstrap(Settings(database_url=database_url))
+    try:
+        append_in_commits(container, list(ledger(60)))
+        seals = container.store.dialect.seals_table
+        forged = RecordedBy("k-admin", "admin", "admin").canonical
+        tamper(database_url, f"UPDATE {seals} SET recorded_by = '{forged}' WHERE position = 41")
+        rows, entries = _both_ways(container, 7)
+        assert rows == entries
+        assert (rows.first_mismatch, rows.reason) == (41, "its content does not match its hash")
+        tamper(database_url, f"UPDATE {seals} SET recorded_by = 'nobody' WHERE position = 9")
+        rows, entries = _both_ways(container, 7)
+        assert rows == entries
+        assert rows.first_mismatch == 9
+        assert [e.recorded_by.name for e in container.store.entries(after=8, limit=1)] == [
+            "nobody"]
     finally:
         container.close()
 
