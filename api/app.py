@@ -14,6 +14,7 @@ from api import appends, audit, ops, posture, problems, reads, replays, webhooks
 from api.problems import Problem
 from infra.bootstrap import Container, bootstrap
 from infra.checkpoints import Checkpointer, signing_key_for
+from infra.deadlines import database_calls
 from infra.group_commit import GroupCommitter
 from infra.keys import KeyRing
 from infra.metrics import Metrics
@@ -82,7 +83,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 def wire(app: FastAPI, container: Container) -> None:
     app.state.container = container
     app.state.appends = AppendService(container)
-    app.state.committer = GroupCommitter(app.state.appends)
+    app.state.committer = GroupCommitter(app.state.appends,
+                                         database_timeout=container.settings.database_timeout)
     app.state.reads = ReadService(container)
     app.state.keyring = KeyRing(container.store)
     app.state.posture = PostureService(container)
@@ -93,7 +95,8 @@ def wire(app: FastAPI, container: Container) -> None:
 
 
 class Observe:
-    """Bind a request id, then log one canonical line and record metrics per request.
+    """Bind a request id and give the request's database calls their deadline, then log one
+    canonical line and record metrics per request.
 
     A plain ASGI middleware: Starlette's BaseHTTPMiddleware runs the app in a task group with
     memory streams for the body and the answer, which cost a third of the event loop's time
@@ -128,7 +131,8 @@ class Observe:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            with database_calls(scope["app"].state.settings.database_timeout):
+                await self.app(scope, receive, send_with_id)
         except Exception:
             log.exception("request_failed", method=scope["method"], path=scope["path"])
             if answered:

@@ -4,6 +4,9 @@ import json
 import signal
 import sys
 import threading
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -20,7 +23,7 @@ from api.problems import Problem
 from api.reads import resolve_times
 from domain.errors import LedgerError
 from domain.evaluator import Posture
-from infra.bootstrap import Container, bootstrap
+from infra.bootstrap import Container
 from infra.bundle import BundleError, verify_bundle
 from infra.checkpoints import (
     Checkpoint,
@@ -28,9 +31,7 @@ from infra.checkpoints import (
     CheckpointRefusedError,
     Extension,
     SigningKey,
-    SigningKeyMismatchError,
     read_public_key,
-    signing_key_for,
     verify_extends,
 )
 from infra.findings_store import PROJECTION_ALARMS
@@ -43,6 +44,7 @@ from infra.runner import ProjectionRunner, Workers
 from infra.seal import format_time
 from infra.service import AppendService, ReadService, request_fingerprint
 from infra.settings import Settings
+from infra.startup import StartupError, load_settings, open_database, signing_key
 from projections.findings import PROJECTION_NAME, subject_of_key
 
 if TYPE_CHECKING:
@@ -59,20 +61,63 @@ out = Console()
 EXIT_FAILED_SUBJECTS = 3
 
 
-def _start() -> Container:
-    settings = Settings()
-    configure_logging(settings.log_format, settings.log_level)
-    return bootstrap(settings)
+@dataclass
+class _Options:
+    debug: bool = False
 
 
-def _signing_key(container: Container) -> SigningKey:
-    """The database's signing key, or a one-line exit 2 when the key file holds another."""
+_options = _Options()
+
+
+@cli.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="show the traceback of a failure to start")] = False,
+) -> None:
+    _options.debug = debug
+
+
+@contextmanager
+def _startup() -> Iterator[None]:
+    """A failure to start is one line on stderr saying what to fix, and exit code 2."""
     try:
-        return signing_key_for(container)
-    except SigningKeyMismatchError as error:
-        container.close()
-        err.print(f"chipledger: {error}", soft_wrap=True, markup=False)
+        yield
+    except StartupError as error:
+        if _options.debug:
+            traceback.print_exception(error)
+        print(f"chipledger: {error}", file=sys.stderr)
         raise typer.Exit(2) from None
+
+
+def _settings() -> Settings:
+    with _startup():
+        settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def _open(settings: Settings) -> Container:
+    with _startup():
+        return open_database(settings)
+
+
+def _start() -> Container:
+    return _open(_settings())
+
+
+def _start_signing() -> tuple[Container, SigningKey]:
+    return _start_signing_with(_settings())
+
+
+def _start_signing_with(settings: Settings) -> tuple[Container, SigningKey]:
+    """The container and the key its checkpoints are signed with."""
+    container = _open(settings)
+    try:
+        with _startup():
+            return container, signing_key(container)
+    except BaseException:
+        container.close()
+        raise
 
 
 @cli.command()
@@ -90,11 +135,16 @@ def serve(
 
     from api.app import create_app
 
-    settings = Settings()
-    configure_logging(settings.log_format, settings.log_level)
+    settings = _settings()
     if processes == 1:
-        app = create_app(settings, workers=not no_workers)
-        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+        # Opened here, not in the app's lifespan: a database or key that fails is one line
+        # and exit 2, where uvicorn would print a traceback and exit 3.
+        container, _ = _start_signing_with(settings)
+        try:
+            app = create_app(container=container, workers=not no_workers)
+            uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+        finally:
+            container.close()
         return
     if settings.backend != "postgres":
         err.print("--processes above 1 needs PostgreSQL: SQLite has a single writer, which "
@@ -111,8 +161,7 @@ def _serve_processes(settings: Settings, host: str, port: int, processes: int, *
     than in every API process, and supervises the API processes."""
     import uvicorn
 
-    container = bootstrap(settings)
-    key = _signing_key(container)
+    container, key = _start_signing_with(settings)
     background = Workers(container, poll_interval=settings.poll_interval,
                          checkpointer=Checkpointer(container, key),
                          dispatch=True) if workers else None
@@ -139,8 +188,7 @@ def api_process_app() -> "FastAPI":
 @cli.command()
 def worker() -> None:
     """Run projections, checkpoints and webhook dispatch (no API), until interrupted."""
-    container = _start()
-    key = _signing_key(container)
+    container, key = _start_signing()
     workers = Workers(container, poll_interval=container.settings.poll_interval,
                       checkpointer=Checkpointer(container, key), dispatch=True)
     stop = threading.Event()
@@ -196,7 +244,7 @@ def posture(
     day, moment_at = _times(as_of, known_at)
     container = _start()
     try:
-        ProjectionRunner(container).catch_up()
+        ProjectionRunner(container).project_to_head()
         service = PostureService(container)
         moment = service.moment(day, moment_at)
         service.check_firm(firm, moment)
@@ -231,7 +279,7 @@ def replay(
             raise typer.Exit(1) from None
     container = _start()
     try:
-        ProjectionRunner(container).catch_up()
+        ProjectionRunner(container).project_to_head()
         result = ReplayService(container).replay(day, moment_at, firm or None, appends)
     except LedgerError as error:
         err.print(f"refused: {error}", markup=False)
@@ -479,8 +527,7 @@ def export(
 ) -> None:
     """Write the whole log with its hashes as NDJSON, verifiable offline. Exits 1, writing
     nothing, when the log does not extend its latest checkpoint."""
-    container = _start()
-    key = _signing_key(container)
+    container, key = _start_signing()
     try:
         try:
             checkpoint = Checkpointer(container, key).checkpoint_now()

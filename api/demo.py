@@ -208,7 +208,7 @@ def run_demo(container: Container, console: Console) -> None:
     for title, appended, position in steps:
         console.print(f"[dim]recorded[/dim] {title} [dim]({appended} new events, through "
                       f"position {position})[/dim]")
-    ProjectionRunner(container).catch_up()
+    ProjectionRunner(container).project_to_head()
     service = PostureService(container)
     head = container.store.head()
     now = head.position if head else 0

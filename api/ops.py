@@ -1,5 +1,8 @@
 """Liveness, readiness and metrics."""
 
+import asyncio
+import contextvars
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -7,8 +10,12 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Reader
+from api.problems import RETRY_AFTER_UNAVAILABLE
+from infra.deadlines import DatabaseTimeoutError, database_calls
 from infra.metrics import CONTENT_TYPE_LATEST
 
+# /readyz answers within this long (and a little more), the database answering or not.
+READY_SECONDS = 1.5
 # Always exported, so a dashboard shows 0 rather than no series.
 _ALARM_COMPONENTS = {"projection", "integrity"}
 
@@ -20,20 +27,35 @@ async def healthz() -> dict[str, str]:
 
 async def readyz(request: Request) -> JSONResponse:
     """The database answers; the body says how far the log has come, and `degraded` with the
-    alarms when something needs an operator (the service still serves)."""
-    container = request.app.state.container
+    alarms when something needs an operator (the service still serves). Answered within
+    READY_SECONDS either way: the checks run with a deadline of their own, in a thread of
+    the loop's executor (not the request threadpool, which a hung database may fill), and
+    are left to finish alone when they take too long."""
+    checks = partial(_readiness, request.app.state,
+                     min(READY_SECONDS, request.app.state.settings.database_timeout))
+    loop = asyncio.get_running_loop()
     try:
-        head = await run_in_threadpool(container.store.head)
-        projected = await run_in_threadpool(request.app.state.posture.projected)
-        alarms = await run_in_threadpool(container.alarms.active)
+        return await asyncio.wait_for(
+            loop.run_in_executor(None, contextvars.copy_context().run, checks),
+            READY_SECONDS + 0.3)
     except Exception as error:  # any failure to reach the database means not ready
-        return JSONResponse({"status": "unavailable", "database": type(error).__name__},
-                            status_code=503)
+        reason = "timeout" if isinstance(error, TimeoutError | DatabaseTimeoutError) \
+            else type(error).__name__
+        return JSONResponse({"status": "unavailable", "database": reason}, status_code=503,
+                            headers={"Retry-After": RETRY_AFTER_UNAVAILABLE})
+
+
+def _readiness(state: Any, timeout: float) -> JSONResponse:
+    container = state.container
+    with database_calls(timeout):
+        head = container.store.head()
+        projected = state.posture.projected()
+        alarms = container.alarms.active()
     body: dict[str, Any] = {
         "status": "degraded" if alarms else "ready",
         "alarms": [alarm.to_json() for alarm in alarms],
         "database": "ok",
-        "backend": request.app.state.settings.backend,
+        "backend": state.settings.backend,
         "head_position": head.position if head else 0,
         "projections": {"findings": {"position": projected,
                                      "lag": max(0, (head.position if head else 0) - projected)}},

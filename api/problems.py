@@ -1,8 +1,12 @@
 """Errors as application/problem+json (RFC 9457), one place for every route."""
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import psycopg
+import structlog
+from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -17,11 +21,23 @@ from domain.errors import (
     RecordNotFoundError,
     VersionMismatchError,
 )
+from infra.deadlines import DatabaseTimeoutError, is_unavailable
 from infra.posture import ProjectionBehindError
 from infra.service import ConcurrentAppendError, IdempotencyKeyReusedError
 
 PROBLEM = "application/problem+json"
 _BASE = "https://chipledger.dev/problems/"
+# Seconds a client is asked to wait when the database is unavailable: the pool tries the
+# database again within about that long.
+RETRY_AFTER_UNAVAILABLE = "2"
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# What an unreachable or silent database raises, on either backend; is_unavailable sorts them
+# from refusals (a syntax error is an sqlite3.OperationalError too).
+_DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    DatabaseTimeoutError, OperationalError, InterfaceError, psycopg.OperationalError,
+    psycopg.InterfaceError, sqlite3.OperationalError)
+
+log = structlog.get_logger("chipledger.api")
 
 
 class Problem(Exception):  # noqa: N818 - it is the RFC's word
@@ -79,7 +95,28 @@ def invalid(errors: list[dict[str, Any]], detail: str = "") -> Problem:
     return Problem(422, "Invalid request", detail, slug="validation", errors=errors)
 
 
+def unavailable(method: str) -> Problem:
+    """503 for a database that cannot be reached or did not answer in time. A write may have
+    been committed without its answer arriving: the client is told how to find out safely."""
+    detail = "the database is unavailable or did not answer in time; try again shortly"
+    if method in _WRITES:
+        detail += (". This request may or may not have been recorded: retry it with the same "
+                   "Idempotency-Key, which answers what was recorded or records it once")
+    return Problem(503, "Database unavailable", detail, slug="database-unavailable",
+                   headers={"Retry-After": RETRY_AFTER_UNAVAILABLE})
+
+
 def install(app: FastAPI) -> None:
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if not is_unavailable(exc):
+            raise exc  # a refusal or a bug: the server error it always was
+        log.warning("database_unavailable", method=request.method, path=request.url.path,
+                    error=f"{type(exc).__name__}: {exc}")
+        return unavailable(request.method).response()
+
+    for error in _DATABASE_ERRORS:
+        app.add_exception_handler(error, _database)
+
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
         return exc.response()

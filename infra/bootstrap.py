@@ -12,6 +12,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from domain.application import Ledger
 from infra.alarms import Alarms
+from infra.deadlines import TIMEOUT_KEY
 from infra.postgres import SealingPostgresRecorder
 from infra.settings import Settings
 from infra.sqlite import SealingSQLiteRecorder
@@ -19,22 +20,26 @@ from infra.store import LogStore
 
 SQLITE_RECORDER = "infra.sqlite:SealingSQLiteRecorder"
 POSTGRES_RECORDER = "infra.postgres:SealingPostgresRecorder"
+# The library's factories, with the deadlines of infra.deadlines on their connections
+SQLITE_FACTORY = "infra.deadlines:DeadlineSQLiteFactory"
+POSTGRES_FACTORY = "infra.deadlines:DeadlinePostgresFactory"
 
 
 def library_env(settings: Settings) -> dict[str, str]:
     """The eventsourcing environment for our database URL."""
     url = settings.database_url
+    timeout = {TIMEOUT_KEY: str(settings.database_timeout)}
     if settings.backend == "sqlite":
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "PERSISTENCE_MODULE": SQLITE_FACTORY,
             "SQLITE_DBNAME": url.removeprefix("sqlite:///") or "chipledger.db",
-            "SQLITE_LOCK_TIMEOUT": "10",
             "APPLICATION_RECORDER_TOPIC": SQLITE_RECORDER,
+            **timeout,
         }
     parts = urlsplit(url)
     query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": POSTGRES_FACTORY,
         "POSTGRES_DBNAME": parts.path.lstrip("/") or "postgres",
         "POSTGRES_HOST": parts.hostname or "127.0.0.1",
         "POSTGRES_PORT": str(parts.port or 5432),
@@ -47,6 +52,7 @@ def library_env(settings: Settings) -> dict[str, str]:
         "POSTGRES_CONNECT_TIMEOUT": "5",
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
         "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER,
+        **timeout,
     }
 
 

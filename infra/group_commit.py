@@ -8,12 +8,17 @@ the shared commit conflicts (another process wrote the same record, or two reque
 idempotency key), each request is committed again on its own, so no request fails for
 another's sake. Each request's events are sealed as recorded by its own sender, and its
 answer is built in the shared transaction: any other failure refuses the whole group.
+
+Each group's commit has the database timeout (infra.deadlines), and a request waits for the
+writer no longer than the timeout and a little more: when the database hangs, a request still
+queued is answered at once and never written, one being committed is answered as in doubt.
 """
 
 import asyncio
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from contextvars import copy_context
 from dataclasses import dataclass, field
 from functools import partial
 from uuid import UUID
@@ -23,6 +28,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.application import Append, Staged
 from domain.errors import LedgerError
+from infra.deadlines import DatabaseTimeoutError, database_calls, is_unavailable
 from infra.seal import RecordedBy, Seal, Submission
 from infra.service import Answer, AnswerBuilder, AppendService
 
@@ -46,6 +52,7 @@ class _Request:
     answer: Answer | None = None
     error: BaseException | None = None
     wake: Callable[[], object] | None = None  # an async caller's: wakes its event loop
+    abandoned: bool = False  # its caller stopped waiting: not to be written if not yet staged
 
     def resolve(self, answer: Answer | None = None, error: BaseException | None = None) -> None:
         self.answer, self.error = answer, error
@@ -75,9 +82,11 @@ class _Ready:
 
 
 class GroupCommitter:
-    def __init__(self, service: AppendService, *, max_group: int = 512) -> None:
+    def __init__(self, service: AppendService, *, max_group: int = 512,
+                 database_timeout: float | None = None) -> None:
         self.service = service
         self.max_group = max_group
+        self.database_timeout = database_timeout
         self.queue: queue.Queue[_Request | None] = queue.Queue()
         self.thread: threading.Thread | None = None
         self.groups = 0
@@ -112,7 +121,7 @@ class GroupCommitter:
         through the GIL, cost more than the append's own work)."""
         loop = asyncio.get_running_loop()
         if self.thread is None:  # not started: the caller's own transaction, off the loop
-            return await loop.run_in_executor(None, partial(
+            return await loop.run_in_executor(None, copy_context().run, partial(
                 self.submit, appends, recorded_by=recorded_by, idempotency_key=idempotency_key,
                 fingerprint=fingerprint))
         future: asyncio.Future[None] = loop.create_future()
@@ -121,8 +130,17 @@ class GroupCommitter:
         self.queue.put(request)
         # Shielded: a cancelled caller must not cancel the future the writer settles; the
         # append itself goes on either way, as it would in a worker thread.
-        await asyncio.shield(future)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), self._patience())
+        except TimeoutError:
+            request.abandoned = True
+            raise DatabaseTimeoutError(self.database_timeout or 0) from None
         return request.outcome()
+
+    def _patience(self) -> float | None:
+        """How long a request waits for the writer: the group before its own may take the
+        timeout too, and a failed write is retried once after 0.2 s (infra.deadlines)."""
+        return None if self.database_timeout is None else self.database_timeout + 1.0
 
     def _run(self) -> None:
         while True:
@@ -140,9 +158,14 @@ class GroupCommitter:
                     break
                 group.append(nxt)
             try:
-                self._commit(group)
+                with database_calls(self.database_timeout):
+                    self._commit(group)
             except BaseException as error:  # never leave a caller waiting
-                log.exception("group_commit_failed", requests=len(group))
+                if is_unavailable(error):  # answered 503; the API logs it once per request
+                    log.warning("group_commit_unavailable", requests=len(group),
+                                error=f"{type(error).__name__}: {error}")
+                else:
+                    log.exception("group_commit_failed", requests=len(group))
                 for request in group:
                     if not request.done.is_set():
                         request.resolve(error=error)
@@ -178,6 +201,9 @@ class GroupCommitter:
     def _stage(self, request: _Request, shared: Staged) -> _Ready | None:
         """Stage one request on top of the group's; answers it at once when nothing is to be
         written (a replayed key, a repeated create) or when it is refused."""
+        if request.abandoned:
+            request.resolve(error=DatabaseTimeoutError(self.database_timeout or 0))
+            return None
         try:
             if request.key is not None:
                 earlier = self.service.earlier_answer(request.recorded_by, request.key,

@@ -3,16 +3,19 @@
 Batches of `batch_size` events (more when a commit runs past it: a batch never ends inside a
 commit) are processed per transaction, with the tracking row in the same transaction (exactly
 once; a crash resumes from the last committed batch). On
-PostgreSQL the runner sleeps on LISTEN/NOTIFY with a polling fallback, and only the holder of
-an advisory lock works: another process takes over when it dies. On SQLite it polls.
+PostgreSQL the runner sleeps on LISTEN/NOTIFY with a polling fallback; on SQLite it polls. On
+either, only the holder of the projection's lead works (infra.lead: an advisory lock, a lock
+file beside the SQLite database): another process takes over when it dies, and a one-off
+catch-up (the demo, the posture and replay commands) waits for the leader instead of racing it.
 
 A subject whose evaluation raises does not stop the runner: the projection keeps its last
 good rows, and its alarm (component `projection`, key `<subject_type>/<subject_id>`) is raised
 in the transaction of the batch that met it, and cleared in the one that evaluates it again.
 """
 
+import math
 import threading
-import zlib
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
@@ -25,6 +28,7 @@ from infra.bootstrap import Container
 from infra.checkpoints import Checkpointer
 from infra.findings_store import FindingsStore, TrackingConflictError
 from infra.gc_pause import gc_paused
+from infra.lead import Lead, advisory_key, projection_lead
 from infra.replay import KIND_AND_TYPE, decode_state, replay_world
 from infra.store import LogStore, page_of_log
 from infra.webhooks import Dispatcher
@@ -196,6 +200,32 @@ class ProjectionRunner:
             self._stop_writer()  # idle until the next catch-up: no thread left behind
         return self.position
 
+    def project_to_head(self, progress: Progress | None = None, *,
+                        patience: float = 60.0) -> int:
+        """Bring the read model to the head of the log as it is now: as the leader when no
+        runner leads this database, otherwise by waiting for the one that does (running a
+        second runner beside it would race it). Gives up when the leader does not move for
+        `patience` seconds."""
+        lead = projection_lead(self.container, self.name)
+        head = self.store.head()
+        target = head.position if head else 0
+        reached, moved_at = -1, time.monotonic()
+        try:
+            while not lead.take():
+                position = self.findings.tracking(self.name)
+                if position >= target:
+                    return position
+                if progress:
+                    progress(position, target)
+                if position != reached:
+                    reached, moved_at = position, time.monotonic()
+                elif time.monotonic() - moved_at > patience:
+                    raise LeaderStalledError(self.name, position, target, patience)
+                time.sleep(min(self.poll_interval, 0.2))
+            return self.catch_up(progress)
+        finally:
+            lead.release()
+
     def rebuild(self, progress: Progress | None = None) -> int:
         """Drop the read model and build it again from position 0."""
         self._drop()
@@ -229,33 +259,47 @@ class ProjectionRunner:
             self.close()
 
 
+class LeaderStalledError(RuntimeError):
+    def __init__(self, name: str, position: int, target: int, patience: float) -> None:
+        super().__init__(
+            f"the {name} projection is led by another process on this database, which has "
+            f"not moved from position {position} (of {target}) for {patience:g} s; see its "
+            "log, or stop it to let this one lead")
+
+
 class _PollingWaiter:
-    def __init__(self, poll_interval: float) -> None:
+    """SQLite's: polls, and works only while holding the projection's lock file."""
+
+    def __init__(self, poll_interval: float, lead: Lead) -> None:
         self.poll_interval = poll_interval
+        self.lead_ = lead
 
     def lead(self) -> bool:
-        return True
+        return self.lead_.take()
 
     def wait(self, stop: threading.Event) -> None:
         stop.wait(self.poll_interval)
 
     def close(self) -> None:
-        pass
+        self.lead_.release()
 
 
 class _PostgresWaiter:
     """LISTEN for the library's NOTIFY on each append; poll as a fallback. Holds the
     projection's advisory lock on the same connection: only one runner leads."""
 
-    def __init__(self, conninfo: str, channel: str, lock_key: int, poll_interval: float) -> None:
+    def __init__(self, conninfo: str, channel: str, lock_key: int, poll_interval: float,
+                 connect_timeout: int = 5) -> None:
         self.conninfo, self.channel, self.lock_key = conninfo, channel, lock_key
         self.poll_interval = poll_interval
+        self.connect_timeout = connect_timeout
         self.conn: psycopg.Connection[Any] | None = None
         self.leading = False
 
     def _connect(self) -> psycopg.Connection[Any]:
         if self.conn is None or self.conn.closed:
-            self.conn = psycopg.connect(self.conninfo, autocommit=True)
+            self.conn = psycopg.connect(self.conninfo, autocommit=True,
+                                        connect_timeout=self.connect_timeout)
             self.conn.execute(f'LISTEN "{self.channel}"')
             self.leading = False
         return self.conn
@@ -293,13 +337,13 @@ def _waiter(container: Container, name: str, poll_interval: float
             ) -> _PollingWaiter | _PostgresWaiter:
     settings = container.settings
     if settings.backend == "sqlite":
-        return _PollingWaiter(poll_interval)
+        return _PollingWaiter(poll_interval, projection_lead(container, name))
     dialect = container.store.dialect
     schema = getattr(dialect, "schema", "public")
-    lock_key = zlib.crc32(f"chipledger:{schema}:{name}".encode())
     conninfo = settings.database_url.split("?")[0]
     channel = str(container.ledger.recorder.channel_name)  # type: ignore[attr-defined]
-    return _PostgresWaiter(conninfo, channel, lock_key, poll_interval)
+    return _PostgresWaiter(conninfo, channel, advisory_key(schema, name), poll_interval,
+                           max(2, math.ceil(settings.database_timeout)))
 
 
 class Workers:

@@ -1,5 +1,7 @@
 """Settings from the environment (`CHIPLEDGER_*`), read once by the composition root."""
 
+import difflib
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Literal
 
@@ -17,6 +19,8 @@ class Settings(BaseSettings):
                                       extra="ignore")
 
     database_url: str = "sqlite:///./chipledger.db"
+    # Seconds the database has to answer each call of a request path (see infra.deadlines).
+    database_timeout: float = Field(default=5.0, gt=0, le=300)
     auth: AuthMode = AuthMode.ENABLED
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -42,3 +46,33 @@ class Settings(BaseSettings):
     @property
     def backend(self) -> Literal["sqlite", "postgres"]:
         return "sqlite" if self.database_url.startswith("sqlite:") else "postgres"
+
+
+ENV_PREFIX = "CHIPLEDGER_"
+# Names of the test suite and CI, not the service's: it ignores them (see README).
+TOOLING_PREFIXES = ("CHIPLEDGER_TEST_", "CHIPLEDGER_CI_")
+TOOLING_NAMES = frozenset({"CHIPLEDGER_REQUIRE_POSTGRES"})
+
+
+def known_variables() -> list[str]:
+    return sorted(ENV_PREFIX + name.upper() for name in Settings.model_fields)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """CHIPLEDGER_* names in `environ` that are neither a setting nor the tooling's: typos,
+    which would otherwise leave a setting at its default without a word."""
+    known = set(known_variables())
+    return sorted(name for name in environ if name.upper().startswith(ENV_PREFIX)
+                  and name.upper() not in known and name.upper() not in TOOLING_NAMES
+                  and not name.upper().startswith(TOOLING_PREFIXES))
+
+
+def unknown_variables_message(names: list[str]) -> str:
+    known = known_variables()
+    guesses = []
+    for name in names:
+        close = difflib.get_close_matches(name.upper(), known, n=1)
+        guesses.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return (f"unknown environment variable{'s' if len(names) > 1 else ''} "
+            f"{', '.join(guesses)}; known: {', '.join(known)} (and CHIPLEDGER_TEST_*, "
+            "CHIPLEDGER_CI_*, CHIPLEDGER_REQUIRE_POSTGRES for tests and CI)")

@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
+from contextvars import copy_context
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
@@ -731,16 +732,21 @@ _Page = TypeVar("_Page")
 
 def _read_ahead(pages: Generator[_Page, None, None]) -> Generator[_Page, None, None]:
     """Yield each page while a thread reads the next: the database's work and the wait for it
-    (outside the GIL) overlap the caller's."""
+    (outside the GIL) overlap the caller's. The thread reads in the caller's context, so
+    under the caller's database deadline (infra.deadlines)."""
     with ThreadPoolExecutor(1, thread_name_prefix="chipledger-read-ahead") as reader:
-        upcoming = reader.submit(next, pages, None)
+        upcoming = reader.submit(copy_context().run, _next_page, pages)
         try:
             while (current := upcoming.result()) is not None:
-                upcoming = reader.submit(next, pages, None)
+                upcoming = reader.submit(copy_context().run, _next_page, pages)
                 yield current
         finally:
             wait([upcoming])  # a generator can't be closed while it runs
             pages.close()  # the caller stopped early: let go of the connection now
+
+
+def _next_page(pages: Generator[_Page, None, None]) -> _Page | None:
+    return next(pages, None)
 
 
 _HEX = "0123456789abcdef"

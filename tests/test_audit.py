@@ -774,7 +774,7 @@ def test_the_database_of_the_offline_checks_cannot_be_opened(tmp_path):
            "CHIPLEDGER_SIGNING_KEY_FILE": str(tmp_path / "key.pem")}
     result = subprocess.run([*CLI, "verify"], env=env, capture_output=True, text=True,
                             timeout=60, check=False)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a failure to start
     assert "unable to open database file" in result.stdout + result.stderr
     assert not Path(UNREACHABLE.removeprefix("sqlite:///")).parent.exists()
 

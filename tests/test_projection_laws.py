@@ -689,12 +689,14 @@ def test_a_rebuild_announces_only_commits_after_the_last_announced_one(
 
 def test_the_histories_are_not_vacuous():
     """Many histories drawn have findings, of every rule kind and every status, and every
-    event type is drawn (a fixed, derandomized sample: this test cannot flicker)."""
+    event type is drawn (a derandomized sample: the same on every run of the same code. Not
+    of any code: Hypothesis also draws constants found in the modules imported, so new code
+    elsewhere moves the sample; 300 histories leave room for the rarest status)."""
     statuses: Counter[tuple[str, str]] = Counter()
     later: Counter[str] = Counter()
     with_findings = []
 
-    @settings(max_examples=100, deadline=None, database=None, derandomize=True)
+    @settings(max_examples=300, deadline=None, database=None, derandomize=True)
     @given(histories_in_commits())
     def collect(batches: list[list[Line]]) -> None:
         log = as_log(batches)
