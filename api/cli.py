@@ -40,7 +40,7 @@ from infra.keys import KEY_CACHE_SECONDS, KeyRing, Role, command_line_user
 from infra.logging import configure_logging
 from infra.posture import Moment, PostureService
 from infra.replay import Replay, ReplayService
-from infra.runner import ProjectionRunner, Workers
+from infra.runner import LeaderStalledError, ProjectionLedError, ProjectionRunner, Workers
 from infra.seal import format_time
 from infra.service import AppendService, ReadService, request_fingerprint
 from infra.settings import Settings
@@ -78,11 +78,13 @@ def _global_options(
 
 
 @contextmanager
-def _startup() -> Iterator[None]:
-    """A failure to start is one line on stderr saying what to fix, and exit code 2."""
+def _startup(*also: type[Exception]) -> Iterator[None]:
+    """A failure to start (or to get the projection's lead: `also`) is one line on stderr
+    saying what to fix, and exit code 2."""
+    caught: tuple[type[Exception], ...] = (StartupError, *also)
     try:
         yield
-    except StartupError as error:
+    except caught as error:
         if _options.debug:
             traceback.print_exception(error)
         print(f"chipledger: {error}", file=sys.stderr)
@@ -218,8 +220,9 @@ def rebuild(
         with _progress() as progress:
             task = progress.add_task(f"rebuilding {projection}",
                                      total=head.position if head else 0)
-            position = ProjectionRunner(container).rebuild(
-                lambda done, _: progress.update(task, completed=done))
+            with _startup(ProjectionLedError):
+                position = ProjectionRunner(container).rebuild_as_leader(
+                    lambda done, _: progress.update(task, completed=done))
         failed = [a for a in container.alarms.active(PROJECTION_ALARMS)
                   if subject_of_key(a.key) is not None]
     finally:
@@ -244,7 +247,8 @@ def posture(
     day, moment_at = _times(as_of, known_at)
     container = _start()
     try:
-        ProjectionRunner(container).project_to_head()
+        with _startup(LeaderStalledError):
+            ProjectionRunner(container).project_to_head()
         service = PostureService(container)
         moment = service.moment(day, moment_at)
         service.check_firm(firm, moment)
@@ -279,7 +283,8 @@ def replay(
             raise typer.Exit(1) from None
     container = _start()
     try:
-        ProjectionRunner(container).project_to_head()
+        with _startup(LeaderStalledError):
+            ProjectionRunner(container).project_to_head()
         result = ReplayService(container).replay(day, moment_at, firm or None, appends)
     except LedgerError as error:
         err.print(f"refused: {error}", markup=False)
@@ -343,7 +348,8 @@ def demo() -> None:
 
     container = _start()
     try:
-        run_demo(container, out)
+        with _startup(LeaderStalledError):
+            run_demo(container, out)
     finally:
         container.close()
 

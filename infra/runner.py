@@ -232,6 +232,17 @@ class ProjectionRunner:
         self.findings.clear(self.name)
         return self.catch_up(progress)
 
+    def rebuild_as_leader(self, progress: Progress | None = None) -> int:
+        """Rebuild holding the projection's lead, so that no running runner writes the rows
+        this one drops and refills; refuses while another process leads."""
+        lead = projection_lead(self.container, self.name)
+        if not lead.take():
+            raise ProjectionLedError(self.name)
+        try:
+            return self.rebuild(progress)
+        finally:
+            lead.release()
+
     # running for ever ---------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
@@ -257,6 +268,13 @@ class ProjectionRunner:
         finally:
             waiter.close()
             self.close()
+
+
+class ProjectionLedError(RuntimeError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"a running server or worker leads the {name} projection of this database: stop "
+            "it before rebuilding (a rebuild drops and refills the rows it keeps)")
 
 
 class LeaderStalledError(RuntimeError):

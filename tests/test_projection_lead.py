@@ -17,9 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from api.cli import cli as chipledger
 from api.demo import story
 from infra.bootstrap import bootstrap
+from infra.lead import projection_lead
 from infra.settings import Settings
 
 CHIPLEDGER = str(Path(sys.executable).parent / "chipledger")
@@ -164,3 +167,26 @@ def test_of_two_servers_on_one_database_one_projects_and_the_other_takes_over(
         assert "projection_loaded" in other.events()
         for process in (first, second):
             assert "projection_batch_failed" not in process.events()
+
+
+def test_a_rebuild_refuses_in_one_line_while_another_runner_leads(database_url: str) -> None:
+    # Step 1: a database whose findings projection is led by a running runner (held here).
+    settings = Settings(database_url=database_url, log_format="console")
+    container = bootstrap(settings)
+    lead = projection_lead(container, "findings")
+    try:
+        assert lead.take()
+        # Step 2: `chipledger rebuild` would drop and refill the leader's rows: it refuses,
+        # saying what to do, with exit code 2 and no traceback.
+        result = CliRunner().invoke(chipledger, ["rebuild"],
+                                    env={"CHIPLEDGER_DATABASE_URL": database_url})
+        assert result.exit_code == 2, result.output
+        assert "leads the findings projection of this database: stop it" in result.stderr
+        assert "Traceback" not in result.output
+    finally:
+        lead.release()
+        container.close()
+    # Step 3: with the leader gone, the rebuild runs.
+    result = CliRunner().invoke(chipledger, ["rebuild"],
+                                env={"CHIPLEDGER_DATABASE_URL": database_url})
+    assert result.exit_code == 0, result.output
