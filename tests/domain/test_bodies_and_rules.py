@@ -13,25 +13,10 @@ from domain.rules import (
     RemoteComputeAccessRule,
     Rule,
 )
+from tests.support.data import ACTIVITY, ALIBABA_SG, H20_RULE, H100, LEASE, LICENCE, SHIPMENT
 
-H100 = {"id": "nvidia-h100", "vendor": "NVIDIA", "origin_country": "US", "tpp": 15830,
-        "performance_density": 19.4, "memory_bandwidth_gbps": 3350}
-FIRM = {"id": "alibaba-sg", "name": "Alibaba Cloud (Singapore)", "hq_country": "SG",
-        "parent_firm_id": "alibaba"}
-LEASE = {"id": "lease-ali-johor", "firm_id": "alibaba-sg", "data_centre_id": "johor-dc1",
-         "chip_model": "nvidia-h100", "chip_count": 2048, "starts_on": "2025-04-01",
-         "ends_on": "2025-09-30", "purposes": ["training"]}
-SHIPMENT = {"id": "ship-h20-0501", "chip_model": "nvidia-h20", "quantity": 800,
-            "from_country": "US", "to_country": "CN", "consignee_firm_id": "alibaba",
-            "shipped_on": "2025-05-01", "exporter": "NVIDIA"}
-ACTIVITY = {"id": "ft-bank-sg", "firm_id": "alibaba-sg", "purpose": "fine_tuning",
-            "data_subject_countries": ["CN"], "sensitive": True, "starts_on": "2025-06-01",
-            "data_centre_id": "johor-dc1", "subject_count": 50000}
-LICENCE = {"id": "bis-lic-h20-ali", "authority": "US-BIS", "holder_firm_id": "alibaba",
-           "chip_models": ["nvidia-h20"], "destination_countries": ["CN"],
-           "valid_from": "2025-08-08"}
-EXPORT_RULE = {"kind": "export_licence", "chips": {"models": ["nvidia-h20"]},
-               "to_countries": ["CN", "HK", "MO"], "licence_authority": "US-BIS"}
+FIRM = ALIBABA_SG
+EXPORT_RULE = H20_RULE["rule"]
 REMOTE_RULE = {"kind": "remote_compute_access", "lessee_hq_countries": ["CN"],
                "exempt_dc_countries": ["US"],
                "chips": {"any_of": [{"min_tpp": 4800},
@@ -42,10 +27,7 @@ REMOTE_RULE = {"kind": "remote_compute_access", "lessee_hq_countries": ["CN"],
 LOCALISATION_RULE = {"kind": "data_localisation", "data_subject_countries": ["CN"],
                      "sensitive_only": True, "min_subjects": 10000,
                      "accepted_mechanisms": ["security_assessment"]}
-H20_REGULATION = {"id": "us-bis-h20-2025", "authority": "US-BIS",
-                  "title": "H20 is-informed licence requirement",
-                  "citation": "BIS is-informed letter, 2025-04-09",
-                  "effective_from": "2025-04-09", "rule": EXPORT_RULE}
+H20_REGULATION = H20_RULE
 
 
 M = TypeVar("M", bound=BaseModel)

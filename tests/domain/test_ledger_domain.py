@@ -15,22 +15,7 @@ from domain.errors import (
 )
 from domain.ids import record_uuid
 from domain.kinds import KINDS, Role
-
-H100 = {"id": "nvidia-h100", "vendor": "NVIDIA", "origin_country": "US", "tpp": 15830,
-        "performance_density": 19.4, "memory_bandwidth_gbps": 3350}
-H20 = {"id": "nvidia-h20", "vendor": "NVIDIA", "origin_country": "US", "tpp": 2368,
-       "performance_density": 2.9}
-ALIBABA = {"id": "alibaba", "name": "Alibaba Group", "hq_country": "CN"}
-ALIBABA_SG = {"id": "alibaba-sg", "name": "Alibaba Cloud (Singapore)", "hq_country": "SG",
-              "parent_firm_id": "alibaba"}
-DC_JOHOR = {"id": "johor-dc1", "name": "Johor DC 1", "country": "MY",
-            "operator": "Nusantara Data", "operator_hq_country": "MY"}
-LEASE = {"id": "lease-ali-johor", "firm_id": "alibaba-sg", "data_centre_id": "johor-dc1",
-         "chip_model": "nvidia-h100", "chip_count": 2048, "starts_on": "2025-04-01",
-         "ends_on": "2025-09-30", "purposes": ["training"]}
-LICENCE = {"id": "bis-lic-h20-ali", "authority": "US-BIS", "holder_firm_id": "alibaba",
-           "chip_models": ["nvidia-h20"], "destination_countries": ["CN"],
-           "valid_from": "2025-08-08"}
+from tests.support.data import ALIBABA, ALIBABA_SG, DC_JOHOR, H20, H100, LEASE, LICENCE
 
 
 def append(kind: str, body: dict[str, Any], role: Role = Role.CREATE,

@@ -10,17 +10,15 @@ from domain.aggregates import AGGREGATES
 from domain.errors import InvalidRecordError
 from domain.kinds import KINDS, Role
 from domain.records import LoggedEvent, RecordState, fold
+from tests.support.data import ACTIVITY_STARTED, LEASE_SIGNED
 
 FAST = settings(max_examples=100, deadline=None)
 
 START = date(2025, 4, 1)
-LEASE = {"firm_id": "alibaba-sg", "data_centre_id": "johor-dc1", "chip_model": "nvidia-h100",
-         "chip_count": 2048, "starts_on": "2025-04-01", "ends_on": "2025-12-31",
-         "purposes": ["training"]}
-ACTIVITY = {"firm_id": "alibaba-sg", "purpose": "fine_tuning", "data_subject_countries": ["CN"],
-            "sensitive": True, "starts_on": "2025-04-01", "data_centre_id": "johor-dc1",
-            "location_country": None, "subject_count": 50000, "transfer_mechanism": None,
-            "ends_on": None}
+# The drawn days run from START for 270 days: the lease outlasts them all, and the activity
+# starts with them.
+LEASE = {**LEASE_SIGNED, "ends_on": "2025-12-31"}
+ACTIVITY = {**ACTIVITY_STARTED, "starts_on": START.isoformat()}
 
 days = st.integers(min_value=0, max_value=270).map(lambda n: START + timedelta(days=n))
 chip_counts = st.integers(min_value=1, max_value=100_000)

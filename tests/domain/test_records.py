@@ -7,22 +7,18 @@ import pytest
 
 from domain.errors import InvalidRecordError
 from domain.records import LoggedEvent, RecordState, check_event, check_state, fold
+from tests.support.data import ACTIVITY_STARTED, ALIBABA_SG, LEASE_SIGNED, facts_of
+from tests.support.data import LICENCE as STORY_LICENCE
 
-LEASE = {"firm_id": "alibaba-sg", "data_centre_id": "johor-dc1", "chip_model": "nvidia-h100",
-         "chip_count": 2048, "starts_on": "2025-04-01", "ends_on": "2025-09-30",
-         "purposes": ["training"]}
-ACTIVITY = {"firm_id": "alibaba-sg", "purpose": "fine_tuning", "data_subject_countries": ["CN"],
-            "sensitive": True, "starts_on": "2025-06-01", "data_centre_id": "johor-dc1",
-            "location_country": None, "subject_count": 50000, "transfer_mechanism": None,
-            "ends_on": None}
-FIRM = {"name": "Alibaba Cloud (Singapore)", "hq_country": "SG", "parent_firm_id": "alibaba"}
+LEASE = LEASE_SIGNED
+ACTIVITY = ACTIVITY_STARTED
+FIRM = facts_of(ALIBABA_SG)
 REGULATION = {"authority": "US-BIS", "title": "AI Diffusion", "citation": "90 FR 4544",
               "effective_from": "2025-01-13", "compliance_from": "2025-05-15",
               "published_on": "2025-01-15",
               "rule": {"kind": "data_localisation", "data_subject_countries": ["CN"]}}
-LICENCE = {"authority": "US-BIS", "holder_firm_id": "alibaba", "chip_models": ["nvidia-h20"],
-           "destination_countries": ["CN"], "valid_from": "2025-08-08",
-           "valid_to": "2026-08-07", "quantity": None}
+# A licence with an end, which the story's licence has not.
+LICENCE = {**facts_of(STORY_LICENCE), "valid_to": "2026-08-07", "quantity": None}
 
 
 def ev(type_: str, position: int | None = None, **data: Any) -> LoggedEvent:
