@@ -9,7 +9,7 @@ from infra.postgres import TYPES as POSTGRES_TYPES
 from infra.schema import TABLES, Table
 from infra.settings import Settings
 from infra.sqlite import TYPES as SQLITE_TYPES
-from tests.conftest import database_for
+from tests.support.databases import database_for
 
 # A table as a database describes it: columns in order, each (name, type, nullable), its
 # primary key's columns, its indexes' names and the operations its triggers refuse.
