@@ -42,6 +42,7 @@ from infra.webhooks import MAX_ATTEMPTS, Dispatcher
 from tests.support.data import ALIBABA, H20, H20_RULE
 
 Headers = dict[str, str]
+Endpoint = dict[str, Any]  # a registered endpoint as the API answers it, secret included
 POSTURE = "posture.changed"
 TIMEOUT = 1.0  # the dispatcher's request timeout in these tests
 ROOT = Path(__file__).resolve().parents[2]
@@ -325,6 +326,15 @@ def cure(api: Api, n: int, suffix: str = "a") -> dict[str, Any]:
                       {"shipped_on": "2025-03-01", "reason": "bill of lading date"})
 
 
+def subscribe(api: Api, receiver: Receiver, event_types: tuple[str, ...] = (POSTURE,)
+              ) -> Endpoint:
+    """An endpoint registered for the receiver, which then checks every signature with its
+    secret."""
+    created = api.endpoint(receiver.url, event_types)
+    receiver.secrets = [created["secret"]]
+    return created
+
+
 def assert_fifo_per_firm(arrivals: list[Arrival], deliveries: list[dict[str, Any]]) -> None:
     """No message reaches the receiver before every earlier message of its firm was
     acknowledged; retries of one message may repeat it."""
@@ -385,6 +395,12 @@ def receiver() -> Iterator[Receiver]:
         yield built
     finally:
         built.stop()
+
+
+@pytest.fixture
+def endpoint(manual: Api, receiver: Receiver) -> Endpoint:
+    """An endpoint for posture changes at the receiver, registered through the manual API."""
+    return subscribe(manual, receiver)
 
 
 @pytest.fixture
@@ -551,10 +567,10 @@ class TestEndpointManagement:
         assert answer.json()["errors"]
         assert manual.endpoints() == []
 
-    def test_only_admins_manage_webhooks(self, manual: Api, receiver: Receiver) -> None:
+    def test_only_admins_manage_webhooks(self, manual: Api, receiver: Receiver,
+                                         endpoint: Endpoint) -> None:
         api = manual
-        created = api.endpoint(receiver.url)
-        base = f"/v1/webhooks/endpoints/{created['id']}"
+        base = f"/v1/webhooks/endpoints/{endpoint['id']}"
         calls: list[tuple[str, str, dict[str, Any] | None]] = [
             ("POST", "/v1/webhooks/endpoints", {"url": receiver.url, "event_types": [POSTURE]}),
             ("GET", "/v1/webhooks/endpoints", None),
@@ -569,8 +585,8 @@ class TestEndpointManagement:
                 assert answer.status_code == 403, (method, path, role, answer.text)
             assert api.client.request(method, path, json=body).status_code == 401
         # Nothing changed: one endpoint, enabled, and a single event for it.
-        assert [(e["id"], e["enabled"]) for e in api.endpoints()] == [(created["id"], True)]
-        assert [e["type"] for e in api.events() if e["record_id"] == created["id"]] == [
+        assert [(e["id"], e["enabled"]) for e in api.endpoints()] == [(endpoint["id"], True)]
+        assert [e["type"] for e in api.events() if e["record_id"] == endpoint["id"]] == [
             "WebhookEndpointCreated"]
 
     def test_unknown_endpoints_are_404(self, manual: Api) -> None:
@@ -603,9 +619,8 @@ class TestSignatures:
     ) -> None:
         api = live
         receiver.start()
-        created = api.endpoint(receiver.url)
+        created = subscribe(api, receiver)
         old = created["secret"]
-        receiver.secrets = [old]
         record_rule(api)
         api.record("firms", firm(1))
 
@@ -660,12 +675,10 @@ class TestSignatures:
 
 class TestDownThenUp:
     def test_messages_pile_up_while_the_receiver_is_down_then_all_arrive_in_order(
-        self, manual: Api, receiver: Receiver, pump: Pump
+        self, manual: Api, receiver: Receiver, pump: Pump, endpoint: Endpoint
     ) -> None:
         api = manual
-        created = api.endpoint(receiver.url)
-        endpoint_id = created["id"]
-        receiver.secrets = [created["secret"]]
+        endpoint_id = endpoint["id"]
         record_rule(api)
         for n in (1, 2, 3):
             api.record("firms", firm(n))
@@ -719,7 +732,7 @@ class TestDownThenUp:
         deliveries = api.deliveries(endpoint_id)
         assert {d["status"] for d in deliveries} == {"succeeded"}
         assert receiver.acknowledged() == {d["message_id"] for d in deliveries}
-        assert all(a.verified_by == (created["secret"],) for a in receiver.arrivals)
+        assert all(a.verified_by == (endpoint["secret"],) for a in receiver.arrivals)
         assert_fifo_per_firm(receiver.arrivals, deliveries)
         for firm_id in ("firm-1", "firm-2", "firm-3"):
             firm_ids = [a.webhook_id for a in receiver.arrivals
@@ -760,9 +773,7 @@ class TestDownThenUp:
         pump = Pump(hook_container, quick)
         try:
             started = utc_now()
-            created = api.endpoint(receiver.url)
-            endpoint_id = created["id"]
-            receiver.secrets = [created["secret"]]
+            endpoint_id = subscribe(api, receiver)["id"]
             receiver.default = Reply(500)
             receiver.start()
             record_rule(api)
@@ -817,11 +828,9 @@ class TestDownThenUp:
 
 class TestReceiverAnswers:
     def test_a_410_disables_the_endpoint(self, manual: Api, receiver: Receiver,
-                                         pump: Pump) -> None:
+                                         pump: Pump, endpoint: Endpoint) -> None:
         api = manual
-        created = api.endpoint(receiver.url)
-        endpoint_id = created["id"]
-        receiver.secrets = [created["secret"]]
+        endpoint_id = endpoint["id"]
         receiver.script.append(Reply(410))
         receiver.start()
         record_rule(api)
@@ -849,12 +858,10 @@ class TestReceiverAnswers:
         assert len(api.deliveries(endpoint_id)) == 2
 
     def test_nothing_is_sent_after_the_410_even_from_the_same_batch(
-        self, manual: Api, receiver: Receiver, pump: Pump
+        self, manual: Api, receiver: Receiver, pump: Pump, endpoint: Endpoint
     ) -> None:
         api = manual
-        created = api.endpoint(receiver.url)
-        endpoint_id = created["id"]
-        receiver.secrets = [created["secret"]]
+        endpoint_id = endpoint["id"]
         receiver.default = Reply(410)
         receiver.start()
         record_rule(api)
@@ -869,11 +876,9 @@ class TestReceiverAnswers:
         assert statuses == {"pending": 5, "dead": 1}
 
     def test_a_slow_receiver_times_out_and_is_retried(self, manual: Api, receiver: Receiver,
-                                                      pump: Pump) -> None:
+                                                      pump: Pump, endpoint: Endpoint) -> None:
         api = manual
-        created = api.endpoint(receiver.url)
-        endpoint_id = created["id"]
-        receiver.secrets = [created["secret"]]
+        endpoint_id = endpoint["id"]
         receiver.script.append(Reply(200, delay=TIMEOUT + 1.5))  # slower than the timeout
         receiver.start()
         record_rule(api)
@@ -898,11 +903,9 @@ class TestReceiverAnswers:
 
     @pytest.mark.parametrize("form", ["seconds", "http-date"])
     def test_retry_after_is_honoured(self, manual: Api, receiver: Receiver, pump: Pump,
-                                     form: str) -> None:
+                                     form: str, endpoint: Endpoint) -> None:
         api = manual
-        created = api.endpoint(receiver.url)
-        endpoint_id = created["id"]
-        receiver.secrets = [created["secret"]]
+        endpoint_id = endpoint["id"]
         # Two seconds, either as delta-seconds or as an HTTP date (whole seconds: between
         # two and three seconds away when it is answered).
         def in_three() -> str:
@@ -928,15 +931,13 @@ class TestReceiverAnswers:
         assert retried.at - first.at >= 1.9
 
     def test_an_absurd_retry_after_is_recorded_not_fatal(
-        self, manual: Api, receiver: Receiver, pump: Pump
+        self, manual: Api, receiver: Receiver, pump: Pump, endpoint: Endpoint
     ) -> None:
         """A receiver asks for a pause of 300,000 years: the attempt is recorded and the
         delivery waits (bounded), instead of the dispatcher failing to record it and sending
         it again every time its claim lapses."""
         api = manual
-        created = api.endpoint(receiver.url)
-        endpoint_id = created["id"]
-        receiver.secrets = [created["secret"]]
+        endpoint_id = endpoint["id"]
         receiver.script.append(Reply(503, retry_after="9999999999999"))
         receiver.start()
         record_rule(api)
@@ -973,12 +974,10 @@ KILLED_DISPATCHER = textwrap.dedent("""
 class TestKilledDispatcher:
     def test_messages_in_flight_are_delivered_after_a_restart(
         self, manual: Api, receiver: Receiver, hook_container: Container,
-        database_url: str, tmp_path: Path
+        database_url: str, tmp_path: Path, endpoint: Endpoint
     ) -> None:
         api = manual
-        created = api.endpoint(receiver.url)
-        endpoint_id = created["id"]
-        receiver.secrets = [created["secret"]]
+        endpoint_id = endpoint["id"]
         receiver.default = Reply(200, delay=30.0)  # hangs on to every request
         receiver.start()
         record_rule(api)
@@ -1045,9 +1044,7 @@ class TestCompetingDispatchers:
         if not database_url.startswith("postgres"):
             pytest.skip("dispatchers share work through FOR UPDATE SKIP LOCKED on PostgreSQL")
         api = manual
-        created = api.endpoint(receiver.url, (POSTURE, "ledger.appended"))
-        endpoint_id = created["id"]
-        receiver.secrets = [created["secret"]]
+        endpoint_id = subscribe(api, receiver, (POSTURE, "ledger.appended"))["id"]
         receiver.default = Reply(200, delay=0.02)
         receiver.start()
         record_rule(api)
@@ -1099,7 +1096,7 @@ class TestCompetingDispatchers:
 
     def test_a_slow_receiver_does_not_outlast_the_claims(
         self, manual: Api, receiver: Receiver, hook_container: Container, database_url: str,
-        monkeypatch: pytest.MonkeyPatch
+        monkeypatch: pytest.MonkeyPatch, endpoint: Endpoint
     ) -> None:
         """A dispatcher claims up to ten deliveries and sends them one after the other. With
         a receiver that answers slowly (within the timeout), the batch takes longer than the
@@ -1109,9 +1106,7 @@ class TestCompetingDispatchers:
             pytest.skip("dispatchers share work through FOR UPDATE SKIP LOCKED on PostgreSQL")
         monkeypatch.setattr("infra.webhooks.CLAIM_SECONDS", 2)
         api = manual
-        created = api.endpoint(receiver.url)
-        endpoint_id = created["id"]
-        receiver.secrets = [created["secret"]]
+        endpoint_id = endpoint["id"]
         receiver.default = Reply(200, delay=0.6)
         receiver.start()
         record_rule(api)
@@ -1145,12 +1140,10 @@ class TestCompetingDispatchers:
 
 class TestRestatements:
     def test_a_correction_of_last_may_is_announced_as_a_restatement(
-        self, manual: Api, receiver: Receiver, pump: Pump
+        self, manual: Api, receiver: Receiver, pump: Pump, endpoint: Endpoint
     ) -> None:
         api = manual
-        created = api.endpoint(receiver.url)
-        endpoint_id = created["id"]
-        receiver.secrets = [created["secret"]]
+        endpoint_id = endpoint["id"]
         receiver.start()
         api.record("chip-models", H20)
         api.record("firms", ALIBABA)
