@@ -69,6 +69,9 @@ class PostgresDialect:
         self.alarms_table = f'"{schema}".{ALARMS}'
         self.signing_key_table = f'"{schema}".{SIGNING_KEY}'
 
+    def claim_lock(self, alias: str) -> str:
+        return f" FOR UPDATE OF {alias} SKIP LOCKED"
+
     def sql(self, statement: str) -> str:
         return statement
 

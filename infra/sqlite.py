@@ -57,6 +57,11 @@ class SQLiteDialect:
     def __init__(self, datastore: SQLiteDatastore) -> None:
         self.datastore = datastore
 
+    def claim_lock(self, alias: str) -> str:
+        # Writes are serialised: a claim that raced another process's is refused (busy)
+        # when it writes, and tried again on the next round.
+        return ""
+
     def sql(self, statement: str) -> str:
         return statement.replace("%s", "?")
 
