@@ -16,9 +16,9 @@ from domain.application import Append
 from domain.bodies import FindingReview, ReviewDecision
 from domain.errors import FieldProblem, InvalidRecordError
 from domain.evaluator import Finding
-from domain.kinds import Role as EventRole
+from domain.kinds import Role
 from infra.bootstrap import Container
-from infra.keys import Principal, Role
+from infra.keys import Permission, Principal
 from infra.posture import PostureService, ProjectionBehindError
 from infra.seal import RecordedBy
 from infra.service import Answer, AppendService
@@ -52,7 +52,7 @@ class ReviewService:
         """Append a review after checking that its finding was in the answer it names."""
         body = FindingReview(id=f"rv-{uuid.uuid4().hex[:16]}", **dict(decision))
         self._check_reviewed(body)
-        return self.appends.append([Append("finding_review", EventRole.CREATE, body)],
+        return self.appends.append([Append("finding_review", Role.CREATE, body)],
                                    recorded_by=recorded_by)
 
     def _check_reviewed(self, body: FindingReview) -> None:
@@ -65,20 +65,33 @@ class ReviewService:
             raise ProjectionBehindError(body.reviewed_position, reached)
         key = (body.subject_type, body.subject_id, body.regulation_id)
         if not self.finding_rows(body.firm_id, key, body.reviewed_position):
+            self._check_references(body)
             raise _refused(f"firm {body.firm_id} has no finding of {key[0]} {key[1]} under "
                            f"{key[2]} as known at position {body.reviewed_position}",
                            "unknown_finding")
+
+    def _check_references(self, body: FindingReview) -> None:
+        """An unknown firm or regulation is named as such, before the finding is."""
+        ledger = self.appends.ledger
+        problems = [FieldProblem((name,), f"no {kind} with id {value!r}", "unknown_reference")
+                    for name, kind, value in (("firm_id", "firm", body.firm_id),
+                                              ("regulation_id", "regulation", body.regulation_id))
+                    if not ledger.has_record(kind, value)]
+        if problems:
+            raise InvalidRecordError(problems)
 
     def finding_rows(self, firm_id: str, key: FindingKey, position: int) -> frozenset[Finding]:
         rows = self.posture.findings.findings(position=position, firm_id=firm_id)
         return frozenset(f for f in rows if f.key == key)
 
     def reviews_of(self, firm_id: str, *, upto: int | None = None) -> list[Review]:
-        """The firm's reviews recorded up to `upto` (default: the read model's position), each
-        stale when its finding changed after the position it reviewed."""
-        position = self.posture.projected() if upto is None else upto
+        """The firm's reviews recorded up to `upto` (default: the head of the log), each stale
+        when its finding changed after the position it reviewed (as far as the read model
+        has got)."""
+        upto = self.posture.head_position() if upto is None else upto
+        position = min(upto, self.posture.projected())
         found = []
-        for entry in self.store.entries_of_topics([REVIEWED_TOPIC], upto=position):
+        for entry in self.store.entries_of_topics([REVIEWED_TOPIC], upto=upto):
             data = entry.data
             if data["firm_id"] != firm_id:
                 continue
@@ -100,9 +113,6 @@ def _refused(msg: str, kind: str) -> InvalidRecordError:
     return InvalidRecordError([FieldProblem(("reviewed_position",), msg, kind)])
 
 
-REVIEWER_ROLES = frozenset({Role.WRITER, Role.AUDITOR, Role.ADMIN})
-
-
 def may_review(principal: Principal) -> bool:
     """Writers, auditors and admins record reviews; readers only read them."""
-    return principal.role in REVIEWER_ROLES
+    return principal.may(Permission.REVIEW)

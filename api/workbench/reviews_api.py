@@ -7,23 +7,17 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.appends import parse_body, read_body
-from api.auth import Reader
+from api.auth import Reader, require
+from api.posture import MinPosition, reach
 from api.problems import Problem
 from api.reads import resolve_times
 from domain.bodies import ReviewDecision
 from domain.ids import is_record_id
-from infra.keys import Principal
-from infra.reviews import Review, ReviewService, may_review
+from infra.keys import Permission, Principal
+from infra.reviews import Review, ReviewService
 from infra.seal import format_time
 
-
-async def reviewer(principal: Reader) -> Principal:
-    if not may_review(principal):
-        raise Problem(403, "Forbidden", f"role {principal.role.value!r} may not record reviews")
-    return principal
-
-
-Reviewer = Annotated[Principal, Depends(reviewer)]
+Reviewer = Annotated[Principal, Depends(require(Permission.REVIEW))]
 
 
 def review_json(r: Review) -> dict[str, Any]:
@@ -48,9 +42,12 @@ async def create_review(request: Request, principal: Reviewer) -> JSONResponse:
     return JSONResponse(answer.body, status_code=answer.status)
 
 
-async def list_reviews(request: Request, firm_id: str, _: Reader) -> dict[str, Any]:
+async def list_reviews(request: Request, firm_id: str, _: Reader,
+                       min_position: MinPosition = None) -> dict[str, Any]:
     """The firm's reviews, each `stale` once a later event changed its finding."""
     service = reviews(request)
+    if min_position is not None:
+        await reach(service.posture, min_position)
     if not is_record_id(firm_id):
         raise Problem(404, "Not found", f"no firm with id {firm_id!r}")
     moment = await run_in_threadpool(service.posture.moment, *resolve_times(None, None))
