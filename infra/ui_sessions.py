@@ -7,14 +7,13 @@ expires after `idle_seconds` without a request; each request moves its last-seen
 
 import hashlib
 import secrets
-import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from infra.keys import Principal, Role
-from infra.store import Dialect, LogStore
+from infra.store import LogStore
 
-SESSIONS = "chipledger_ui_sessions"
 # The key digest of a session opened while auth is disabled: it maps to no key.
 NO_KEY = "auth-disabled"
 
@@ -29,11 +28,6 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def sessions_table(dialect: Dialect) -> str:
-    schema = getattr(dialect, "schema", None)  # PostgreSQL tables live in the ledger's schema
-    return f'"{schema}".{SESSIONS}' if schema else SESSIONS
-
-
 class UiSessions:
     def __init__(self, store: LogStore, idle_seconds: float, *, auth_disabled: bool = False
                  ) -> None:
@@ -41,13 +35,7 @@ class UiSessions:
         self.auth_disabled = auth_disabled
         self.dialect = store.dialect
         self.idle_seconds = idle_seconds
-        self.table = sessions_table(self.dialect)
-        with self.dialect.transaction(commit=True) as cursor:
-            cursor.execute(
-                f"CREATE TABLE IF NOT EXISTS {self.table} (token_hash text PRIMARY KEY, "
-                "key_hash text NOT NULL, key_id text NOT NULL, name text NOT NULL, "
-                "role text NOT NULL, csrf_token text NOT NULL, "
-                "last_seen double precision NOT NULL)")
+        self.table = self.dialect.ui_sessions_table
 
     def open(self, key_hash: str, principal: Principal) -> str:
         """A new session for a verified key; returns its token (for the cookie only)."""
@@ -57,7 +45,7 @@ class UiSessions:
                 f"INSERT INTO {self.table} (token_hash, key_hash, key_id, name, role, "
                 "csrf_token, last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s)"),
                 (_digest(token), key_hash, principal.key_id, principal.name,
-                 principal.role.value, secrets.token_urlsafe(32), time.time()))
+                 principal.role.value, secrets.token_urlsafe(32), self._now()))
         return token
 
     def find(self, token: str) -> UiSession | None:
@@ -68,8 +56,8 @@ class UiSessions:
         row = self._row(_digest(token))
         if row is None:
             return None
-        if time.time() - float(row["last_seen"]) > self.idle_seconds or not self._key_valid(
-                row["key_hash"]):
+        idle = datetime.now(UTC) - self.dialect.from_db_time(row["last_seen"])
+        if idle > timedelta(seconds=self.idle_seconds) or not self._key_valid(row["key_hash"]):
             self.close(token)
             return None
         self._touch(_digest(token))
@@ -98,4 +86,7 @@ class UiSessions:
         with self.dialect.transaction(commit=True) as cursor:
             cursor.execute(self.dialect.sql(
                 f"UPDATE {self.table} SET last_seen = %s WHERE token_hash = %s"),
-                (time.time(), token_hash))
+                (self._now(), token_hash))
+
+    def _now(self) -> Any:
+        return self.dialect.to_db_time(datetime.now(UTC))
