@@ -14,9 +14,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api.posture import reach
 from api.problems import Problem, pydantic_errors
-from api.reads import AsOf, KnownAt, resolve_times
+from api.reads import resolve_times
 from api.workbench.timeline import draw
-from api.workbench.web import SignedIn, checked_form, page, secured, see_other, url
+from api.workbench.web import SignedIn, Times, checked_form, page, secured, see_other, url
 from domain.bodies import ReviewDecision
 from domain.evaluator import Finding
 from domain.ids import is_record_id
@@ -77,9 +77,9 @@ async def _moment(request: Request, as_of: date | None, known_at: datetime | Non
 
 
 @router.get("/firms/{firm_id}")
-async def firm_page(request: Request, firm_id: str, session: SignedIn, as_of: AsOf = None,
-                    known_at: KnownAt = None) -> Response:
+async def firm_page(request: Request, firm_id: str, session: SignedIn, times: Times) -> Response:
     """A firm's status on `as_of` as known at `known_at`, with the evidence behind it."""
+    as_of, known_at = times.as_of, times.known_at
     moment = await _moment(request, as_of, known_at)
     view = await run_in_threadpool(firm_view, *_services(request), _firm_id(firm_id), moment)
     return page("firm.html", session, **view, as_of=as_of, known_at=known_at,
@@ -107,8 +107,9 @@ def findings_csv(findings: list[Finding]) -> str:
 
 @router.get("/firms/{firm_id}/findings.csv")
 async def firm_findings_csv(request: Request, firm_id: str, session: SignedIn,
-                            as_of: AsOf = None, known_at: KnownAt = None) -> Response:
+                            times: Times) -> Response:
     """The firm page's findings as CSV, for the same (as_of, known_at)."""
+    as_of, known_at = times.as_of, times.known_at
     service, _ = _services(request)
     moment = await _moment(request, as_of, known_at)
     await run_in_threadpool(service.check_firm, _firm_id(firm_id), moment)

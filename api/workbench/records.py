@@ -9,8 +9,8 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.problems import Problem
-from api.reads import MAX_POSITION, AsOf, KnownAt, resolve_times
-from api.workbench.web import SignedIn, page
+from api.reads import MAX_POSITION, resolve_times
+from api.workbench.web import SignedIn, Times, page
 from domain.aggregates import Regulation
 from domain.evaluator import in_force
 from domain.ids import is_record_id
@@ -30,8 +30,9 @@ def _reads(request: Request) -> ReadService:
 
 @router.get("/records/{kind}/{record_id}")
 async def record_page(request: Request, kind: str, record_id: str, session: SignedIn,
-                      as_of: AsOf = None, known_at: KnownAt = None) -> Response:
+                      times: Times) -> Response:
     """A record's facts on `as_of` as known at `known_at`, and its whole history."""
+    as_of, known_at = times.as_of, times.known_at
     if kind not in ALL_KINDS or not is_record_id(record_id):
         raise Problem(404, "Not found", f"no {kind} with id {record_id!r}")
     day, moment = resolve_times(as_of, known_at)
@@ -81,10 +82,10 @@ def regulations_view(store: LogStore, reads: ReadService, as_of: Any, known_at: 
 
 
 @router.get("/regulations")
-async def regulations_page(request: Request, session: SignedIn, as_of: AsOf = None,
-                           known_at: KnownAt = None) -> Response:
+async def regulations_page(request: Request, session: SignedIn, times: Times) -> Response:
     """Every regulation: when it is in force (never, for some), its parameters on `as_of`,
     its amendments and rescission."""
+    as_of, known_at = times.as_of, times.known_at
     day, moment = resolve_times(as_of, known_at)
     store: LogStore = request.app.state.container.store
     shown = await run_in_threadpool(regulations_view, store, _reads(request), day, moment)

@@ -2,16 +2,19 @@
 the CSRF check of forms."""
 
 import hmac
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.problems import Problem
+from api.problems import Problem, invalid, pydantic_errors
 from infra.keys import Permission, Principal
 from infra.reviews import may_review
 from infra.seal import format_time
@@ -43,6 +46,34 @@ def url(path: str, **query: Any) -> str:
 
 templates.globals["url"] = url
 templates.filters["rfc"] = format_time
+
+
+@dataclass(frozen=True)
+class When:
+    """A page's (as_of, known_at) as the API reads them; a form's empty field is unset."""
+
+    as_of: date | None
+    known_at: datetime | None
+
+
+DAY, MOMENT = TypeAdapter(date), TypeAdapter(datetime)
+
+
+def optional(adapter: TypeAdapter[Any], text: str, name: str) -> Any:
+    if not text.strip():
+        return None
+    try:
+        return adapter.validate_python(text.strip())
+    except ValidationError as error:
+        raise invalid(pydantic_errors(error, ("query", name))) from None
+
+
+def when(as_of: Annotated[str, Query(max_length=40)] = "",
+         known_at: Annotated[str, Query(max_length=60)] = "") -> When:
+    return When(optional(DAY, as_of, "as_of"), optional(MOMENT, known_at, "known_at"))
+
+
+Times = Annotated[When, Depends(when)]
 
 
 class SignInRequiredError(Exception):

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from api.reads import AsOf, KnownAt, resolve_times
-from api.workbench.web import SignedIn, page
+from api.reads import resolve_times
+from api.workbench.web import MOMENT, SignedIn, Times, optional, page
 from domain.evaluator import Posture
 from domain.types import Status
 from infra.posture import Moment, PostureService
@@ -63,19 +63,21 @@ def restated_since(posture: PostureService, firm_ids: list[str], since: datetime
 
 @router.get("/")
 async def worklist(
-    request: Request, session: SignedIn, as_of: AsOf = None, known_at: KnownAt = None,
-    since: Annotated[datetime | None, Query(description="count restatements from")] = None,
+    request: Request, session: SignedIn, times: Times,
+    since: Annotated[str, Query(max_length=60, description="count restatements from")] = "",
     q: Annotated[str, Query(max_length=200)] = "",
     page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
 ) -> Response:
     """Firms ordered by worst status on `as_of`, unreviewed findings first."""
+    as_of, known_at = times.as_of, times.known_at
     service: PostureService = request.app.state.posture
     reviews: ReviewService = request.app.state.reviews
     day, moment_at = resolve_times(as_of, known_at)
     moment = await run_in_threadpool(service.moment, day, moment_at)
     items = await run_in_threadpool(work_items, service, reviews, moment, q.strip())
     shown = items[(page_number - 1) * PAGE_SIZE: page_number * PAGE_SIZE]
-    since_at = resolve_times(None, since, name="since")[1] if since else \
+    since_moment = optional(MOMENT, since, "since")
+    since_at = resolve_times(None, since_moment, name="since")[1] if since_moment else \
         moment.known_at - timedelta(days=30)
     restated = await run_in_threadpool(restated_since, service, [i.firm_id for i in shown],
                                        since_at, moment)
