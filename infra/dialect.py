@@ -95,9 +95,9 @@ class Dialect(TableNames, Protocol):
         assigned values, then the matched ones."""
         ...
 
-    def claim(self, alias: str) -> str:
-        """What ends a SELECT that claims rows of `alias` for this transaction, skipping rows
-        another transaction claimed (nothing where the database has one writer)."""
+    def claim_lock(self, alias: str) -> str:
+        """What ends a SELECT that claims rows of `alias` for one worker among several: rows
+        another worker holds are skipped, not waited for."""
         ...
 
 

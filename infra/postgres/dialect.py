@@ -145,5 +145,5 @@ class PostgresDialect(TableNames):
         cursor.execute(statement, params)
         return [tuple(row.values()) for row in cursor.fetchall()]
 
-    def claim(self, alias: str) -> str:
+    def claim_lock(self, alias: str) -> str:
         return f" FOR UPDATE OF {alias} SKIP LOCKED"

@@ -30,6 +30,11 @@ class SQLiteDialect(TableNames):
         self.datastore = datastore
         self.name_tables(RENDERING.qualify)
 
+    def claim_lock(self, alias: str) -> str:
+        # Writes are serialised: a claim that raced another process's is refused (busy)
+        # when it writes, and tried again on the next round.
+        return ""
+
     def sql(self, statement: str) -> str:
         return statement.replace("%s", "?")
 
@@ -105,6 +110,3 @@ class SQLiteDialect(TableNames):
                params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         cursor.execute(statement, params)
         return [tuple(row) for row in cursor.fetchall()]
-
-    def claim(self, alias: str) -> str:
-        return ""  # one writer at a time: what a transaction reads, no other claims
