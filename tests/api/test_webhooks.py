@@ -676,9 +676,10 @@ KILLED_DISPATCHER = textwrap.dedent("""
     from infra.bootstrap import bootstrap
     from infra.settings import Settings
 
-    webhooks.CLAIM_SECONDS = float(sys.argv[1])  # its claims lapse soon after it dies
     container = bootstrap(Settings())
-    dispatcher = webhooks.Dispatcher(container, timeout=30.0, backoff_scale=0.001)
+    # Its claims lapse soon after it dies.
+    dispatcher = webhooks.Dispatcher(container, timeout=30.0, backoff_scale=0.001,
+                                     claim_seconds=float(sys.argv[1]))
     Path(sys.argv[2]).write_text("running")
     dispatcher.run(threading.Event(), poll_interval=0.05)
 """)
@@ -770,15 +771,8 @@ class TestCompetingDispatchers:
         ProjectionRunner(hook_container).catch_up()
 
         stop = threading.Event()
-        sent: Counter[str] = Counter()
         dispatchers = [Dispatcher(hook_container, timeout=TIMEOUT, backoff_scale=0.001)
                        for _ in range(2)]
-        for d in dispatchers:
-            def counted(claim: Any, d: Dispatcher = d, inner: Any = d.deliver) -> str:
-                sent[d.name] += 1
-                result: str = inner(claim)
-                return result
-            d.deliver = counted  # type: ignore[method-assign]
         threads = [threading.Thread(target=d.run, args=(stop, 0.01)) for d in dispatchers]
         for t in threads:
             t.start()
@@ -796,6 +790,7 @@ class TestCompetingDispatchers:
         ids = receiver.ids()
         assert sorted(ids, key=seq) == sorted((d["message_id"] for d in deliveries), key=seq)
         assert len(ids) == len(set(ids))  # no failures, so nothing was sent twice
+        sent = Counter({d.name: d.sent.total() for d in dispatchers if d.sent.total()})
         assert sum(sent.values()) == 44
         assert len(sent) == 2
         # In order per firm, and the ledger's own messages in log order.
@@ -809,7 +804,7 @@ class TestCompetingDispatchers:
 
     def test_a_slow_receiver_does_not_outlast_the_claims(
         self, manual: Api, receiver: Receiver, hook_container: Container, database_url: str,
-        monkeypatch: pytest.MonkeyPatch, endpoint: Endpoint
+        endpoint: Endpoint
     ) -> None:
         """A dispatcher claims up to ten deliveries and sends them one after the other. With
         a receiver that answers slowly (within the timeout), the batch takes longer than the
@@ -817,7 +812,6 @@ class TestCompetingDispatchers:
         2 s claim, 1 s timeout and six firms answered in 0.6 s each."""
         if not database_url.startswith("postgres"):
             pytest.skip("dispatchers share work through FOR UPDATE SKIP LOCKED on PostgreSQL")
-        monkeypatch.setattr("infra.webhooks.CLAIM_SECONDS", 2)
         api = manual
         endpoint_id = endpoint["id"]
         receiver.default = Reply(200, delay=0.6)
@@ -829,8 +823,8 @@ class TestCompetingDispatchers:
         ProjectionRunner(hook_container).catch_up()
 
         stop = threading.Event()
-        dispatchers = [Dispatcher(hook_container, timeout=TIMEOUT, backoff_scale=0.001)
-                       for _ in range(2)]
+        dispatchers = [Dispatcher(hook_container, timeout=TIMEOUT, backoff_scale=0.001,
+                                  claim_seconds=2) for _ in range(2)]
         threads = [threading.Thread(target=d.run, args=(stop, 0.01)) for d in dispatchers]
         for t in threads:
             t.start()

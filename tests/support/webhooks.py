@@ -48,6 +48,7 @@ class Arrival:
     reply: Reply
     at: float  # time.monotonic() on arrival
     headers: Headers  # as received, lower-cased names
+    wall: float = 0.0  # time.time() on arrival, to compare with a commit's recorded_at
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -156,7 +157,7 @@ class Receiver:
             self.arrivals.append(Arrival(
                 webhook_id, headers.get("webhook-timestamp", ""),
                 headers.get("webhook-signature", "").split(" "), body, tuple(verified), reply,
-                time.monotonic(), headers))
+                time.monotonic(), headers, time.time()))
         return reply
 
     def leave(self, webhook_id: str) -> None:
