@@ -94,3 +94,5 @@ TOPIC_TO_TYPE: dict[str, str] = {
     for cls in AGGREGATES.values()
     for name in cls.SPEC.events.values()
 }
+# And back: the topic an event type name is stored under.
+TYPE_TO_TOPIC: dict[str, str] = {name: topic for topic, name in TOPIC_TO_TYPE.items()}
