@@ -20,10 +20,10 @@ from infra.keys import KeyRing
 from infra.metrics import Metrics
 from infra.posture import PostureService
 from infra.replay import ReplayService
-from infra.runner import Workers
 from infra.service import AppendService, ReadService
 from infra.settings import AuthMode, Settings
 from infra.webhooks import Webhooks
+from infra.workers import Workers
 
 log = structlog.get_logger("chipledger.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

@@ -40,11 +40,12 @@ from infra.keys import KEY_CACHE_SECONDS, KeyRing, Role, command_line_user
 from infra.logging import configure_logging
 from infra.posture import Moment, PostureService
 from infra.replay import Replay, ReplayService
-from infra.runner import LeaderStalledError, ProjectionLedError, ProjectionRunner, Workers
+from infra.runner import LeaderStalledError, ProjectionLedError, ProjectionRunner
 from infra.seal import format_time
 from infra.service import AppendService, ReadService, request_fingerprint
 from infra.settings import Settings
 from infra.startup import StartupError, load_settings, open_database, signing_key
+from infra.workers import Workers
 from projections.findings import PROJECTION_NAME, subject_of_key
 
 if TYPE_CHECKING:
