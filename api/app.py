@@ -10,8 +10,9 @@ import structlog
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import appends, audit, ops, posture, problems, reads, replays, webhooks
+from api import appends, audit, ops, posture, problems, reads, replays
 from api.problems import Problem
+from api.routes import webhooks
 from infra.bootstrap import Container, bootstrap
 from infra.checkpoints import Checkpointer, signing_key_for
 from infra.deadlines import database_calls
