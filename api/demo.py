@@ -15,12 +15,15 @@ from rich.console import Console
 from rich.table import Table
 
 from api.appends import parse_batch_line
+from domain.times import format_time
 from infra.bootstrap import Container
 from infra.keys import command_line_user
-from infra.posture import Moment, PostureService
+from infra.posture import posture_service
 from infra.runner import ProjectionRunner
-from infra.seal import RecordedBy, format_time
+from infra.seal import RecordedBy
 from infra.service import AppendService, request_fingerprint
+from projections.posture import PostureService
+from projections.views import Reading
 
 Line = dict[str, Any]
 
@@ -209,7 +212,7 @@ def run_demo(container: Container, console: Console) -> None:
         console.print(f"[dim]recorded[/dim] {title} [dim]({appended} new events, through "
                       f"position {position})[/dim]")
     ProjectionRunner(container).project_to_head()
-    service = PostureService(container)
+    service = posture_service(container)
     head = container.store.head()
     now = head.position if head else 0
     console.print()
@@ -219,7 +222,7 @@ def run_demo(container: Container, console: Console) -> None:
 
 
 def _print_firm(console: Console, service: PostureService, firm: str, position: int) -> None:
-    _, _, pieces = service.timeline(firm, position, *YEARS)
+    pieces = service.timeline(firm, position, *YEARS).intervals
     table = Table(title=f"{firm}: posture over time", title_justify="left")
     table.add_column("from")
     table.add_column("to (exclusive)")
@@ -240,7 +243,7 @@ def _print_restatement(console: Console, service: PostureService,
     late = steps[-1][2]
     before_late = steps[-2][2]
     day = date(2025, 7, 1)
-    entry = service.store.entries(after=late - 1, limit=1)[0]
+    entry = service.log.entries(after=late - 1, limit=1)[0]
     before = service.posture("bytedance-sg", _moment(day, before_late, service))
     after = service.posture("bytedance-sg", _moment(day, late, service))
     console.print(
@@ -253,6 +256,6 @@ def _print_restatement(console: Console, service: PostureService,
     )
 
 
-def _moment(day: date, position: int, service: PostureService) -> Moment:
-    entry = service.store.entries(after=position - 1, limit=1)[0]
-    return Moment(day, entry.recorded_at, position)
+def _moment(day: date, position: int, service: PostureService) -> Reading:
+    entry = service.log.entries(after=position - 1, limit=1)[0]
+    return Reading(day, entry.recorded_at, position)

@@ -36,6 +36,8 @@ from eventsourcing.utils import Environment, EnvType
 from psycopg.abc import RV, PQGen
 from psycopg.rows import DictRow
 
+from domain.errors import Unavailable
+
 TIMEOUT_KEY = "CHIPLEDGER_DATABASE_TIMEOUT"  # our key in the library's environment
 # How long the pool keeps retrying a connection before it lets the slot go (a later checkout
 # starts again with a short delay): its backoff doubles, up to minutes at psycopg's default.
@@ -44,7 +46,7 @@ _SQLITE_UNAVAILABLE = ("database is locked", "database table is locked",
                        "unable to open database file", "disk i/o error")
 
 
-class DatabaseTimeoutError(Exception):
+class DatabaseTimeoutError(Unavailable):
     """The database did not answer a call in time. Deliberately not an OperationalError:
     the library would retry it, each try waiting the whole timeout again."""
 

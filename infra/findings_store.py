@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
+from domain.errors import Conflict
 from domain.evaluator import Finding, ProcessingPiece
 from domain.types import Status
 from domain.world import SubjectRef
@@ -48,7 +49,7 @@ _PIECE_KEY = (("activity_id", "text"), ("data_subject_country", "text"), ("valid
               ("recorded_from_position", "bigint"))
 
 
-class TrackingConflictError(Exception):
+class TrackingConflictError(Conflict):
     """Another runner moved the projection on: this one must reload and start again."""
 
 
