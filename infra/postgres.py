@@ -19,22 +19,9 @@ from psycopg import Cursor as PgCursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL
 
+from infra.schema import IDEMPOTENCY, SEALS, ColumnType, Qualify, Rendering, TableNames
 from infra.seal import Seal, seal_batch
 from infra.store import (
-    ALARMS,
-    API_KEYS,
-    ATTEMPTS,
-    CHECKPOINTS,
-    DELIVERIES,
-    ENDPOINTS,
-    FINDINGS,
-    IDEMPOTENCY,
-    OUTBOX,
-    RESIDENCY,
-    SEALS,
-    SECRETS,
-    SIGNING_KEY,
-    TRACKING,
     Columns,
     Cursor,
     OutdatedLedgerError,
@@ -44,8 +31,13 @@ from infra.store import (
     sealable,
 )
 
+# The registry's neutral column types as PostgreSQL names them (infra.schema).
+TYPES: dict[ColumnType, str] = {"text": "text", "integer": "integer", "bigint": "bigint",
+                                "date": "date", "timestamp": "timestamptz", "uuid": "uuid",
+                                "json": "jsonb"}
 
-class PostgresDialect:
+
+class PostgresDialect(TableNames):
     events_id = "notification_id"
     lateral_probes = True
 
@@ -54,20 +46,7 @@ class PostgresDialect:
         schema = datastore.schema
         self.schema = schema
         self.events_table = f'"{schema}"."{events_table_name}"'
-        self.seals_table = f'"{schema}".{SEALS}'
-        self.idempotency_table = f'"{schema}".{IDEMPOTENCY}'
-        self.api_keys_table = f'"{schema}".{API_KEYS}'
-        self.findings_table = f'"{schema}".{FINDINGS}'
-        self.tracking_table = f'"{schema}".{TRACKING}'
-        self.residency_table = f'"{schema}".{RESIDENCY}'
-        self.checkpoints_table = f'"{schema}".{CHECKPOINTS}'
-        self.outbox_table = f'"{schema}".{OUTBOX}'
-        self.endpoints_table = f'"{schema}".{ENDPOINTS}'
-        self.secrets_table = f'"{schema}".{SECRETS}'
-        self.deliveries_table = f'"{schema}".{DELIVERIES}'
-        self.attempts_table = f'"{schema}".{ATTEMPTS}'
-        self.alarms_table = f'"{schema}".{ALARMS}'
-        self.signing_key_table = f'"{schema}".{SIGNING_KEY}'
+        self.name_tables(Qualify(schema))
 
     def sql(self, statement: str) -> str:
         return statement
@@ -97,7 +76,7 @@ class PostgresDialect:
             return
         # COPY, not INSERT ... unnest(arrays): psycopg builds arrays of parameters in Python,
         # a COPY row in C; a rebuild writes a finding or more per event.
-        names = ", ".join(name for name, _ in columns)
+        names = ", ".join(column.name for column in columns)
         with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:  # type: ignore[attr-defined]
             for row in rows:
                 copy.write_row(row)
@@ -107,10 +86,10 @@ class PostgresDialect:
         if not rows:
             return
         columns = (*assign, *match)
-        arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
+        arrays = ", ".join(f"%s::{TYPES[column.type]}[]" for column in columns)
         names = ", ".join(f"c{i}" for i in range(len(columns)))
-        sets = ", ".join(f"{name} = c.c{i}" for i, (name, _) in enumerate(assign))
-        where = " AND ".join(f"t.{name} = c.c{i}" for i, (name, _) in
+        sets = ", ".join(f"{column.name} = c.c{i}" for i, column in enumerate(assign))
+        where = " AND ".join(f"t.{column.name} = c.c{i}" for i, column in
                              enumerate(columns) if i >= len(assign))
         cursor.execute(f"UPDATE {table} AS t SET {sets} FROM unnest({arrays}) AS c({names}) "
                        f"WHERE {where}", [list(column) for column in zip(*rows, strict=True)])
@@ -165,88 +144,16 @@ class PostgresDialect:
 
 
 def _ddl(dialect: PostgresDialect) -> list[str]:
-    s = dialect.schema
-    refuse = f'"{s}".chipledger_refuse_change'
+    """Our tables (rendered from infra.schema), then the append-only triggers."""
+    rendering = Rendering("postgres", TYPES, Qualify(dialect.schema))
+    refuse = f'"{dialect.schema}".chipledger_refuse_change'
     statements = [
-        f"CREATE TABLE IF NOT EXISTS {dialect.seals_table} ("
-        "position bigint PRIMARY KEY, notification_id bigint NOT NULL UNIQUE, "
-        "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
-        "recorded_at timestamptz NOT NULL, prev_hash text NOT NULL, hash text NOT NULL, "
-        "recorded_by text NOT NULL, UNIQUE (originator_id, originator_version))",
-        # position_at reads one end of this index and entries_recorded_at one run of it in
-        # position order, neither walking back from the head nor sorting a commit; it
-        # replaces the index on recorded_at alone.
-        f"CREATE INDEX IF NOT EXISTS {SEALS}_recorded_at_position ON {dialect.seals_table} "
-        "(recorded_at, position)",
-        f'DROP INDEX IF EXISTS "{s}".{SEALS}_recorded_at',
-        f"CREATE TABLE IF NOT EXISTS {dialect.idempotency_table} (scope text NOT NULL, "
-        "key text NOT NULL, request_hash text NOT NULL, status integer NOT NULL, "
-        "answer jsonb NOT NULL, created_at timestamptz NOT NULL, PRIMARY KEY (scope, key))",
-        f"CREATE TABLE IF NOT EXISTS {dialect.api_keys_table} (key_id text PRIMARY KEY, "
-        "name text NOT NULL, role text NOT NULL, key_hash text NOT NULL UNIQUE, "
-        "created_at timestamptz NOT NULL, revoked_at timestamptz)",
-        f"CREATE TABLE IF NOT EXISTS {dialect.findings_table} (firm_id text NOT NULL, "
-        "subject_type text NOT NULL, subject_id text NOT NULL, regulation_id text NOT NULL, "
-        "valid_from date NOT NULL, valid_to date, status text NOT NULL, "
-        "recorded_from_position bigint NOT NULL, recorded_to_position bigint, "
-        "recorded_from timestamptz NOT NULL, recorded_to timestamptz, citation text NOT NULL, "
-        "explanation text NOT NULL, evidence text NOT NULL, PRIMARY KEY (subject_type, "
-        "subject_id, regulation_id, valid_from, recorded_from_position))",
-        f"CREATE INDEX IF NOT EXISTS {FINDINGS}_firm ON {dialect.findings_table} "
-        "(firm_id, recorded_from_position, valid_from)",
-        f"CREATE INDEX IF NOT EXISTS {FINDINGS}_open ON {dialect.findings_table} "
-        "(firm_id, valid_from) WHERE recorded_to_position IS NULL",
-        f"CREATE TABLE IF NOT EXISTS {dialect.residency_table} (firm_id text NOT NULL, "
-        "activity_id text NOT NULL, data_subject_country text NOT NULL, "
-        "valid_from date NOT NULL, valid_to date, processed_in text, "
-        "recorded_from_position bigint NOT NULL, recorded_to_position bigint, "
-        "recorded_from timestamptz NOT NULL, recorded_to timestamptz, PRIMARY KEY "
-        "(activity_id, data_subject_country, valid_from, recorded_from_position))",
-        f"CREATE INDEX IF NOT EXISTS {RESIDENCY}_firm ON {dialect.residency_table} "
-        "(firm_id, recorded_from_position, valid_from)",
-        f"CREATE TABLE IF NOT EXISTS {dialect.tracking_table} (name text PRIMARY KEY, "
-        "position bigint NOT NULL)",
-        f"CREATE TABLE IF NOT EXISTS {dialect.checkpoints_table} (position bigint PRIMARY KEY, "
-        "hash text NOT NULL, signed_at timestamptz NOT NULL, body text NOT NULL)",
-        f"CREATE TABLE IF NOT EXISTS {dialect.outbox_table} (message_id text PRIMARY KEY, "
-        "position bigint NOT NULL, seq bigint NOT NULL UNIQUE, event_type text NOT NULL, "
-        "ordering_key text NOT NULL, "
-        "payload text NOT NULL, created_at timestamptz NOT NULL)",
-        f"CREATE INDEX IF NOT EXISTS {OUTBOX}_position ON {dialect.outbox_table} (position)",
-        f"CREATE TABLE IF NOT EXISTS {dialect.endpoints_table} (endpoint_id text PRIMARY KEY, "
-        "url text NOT NULL, event_types text NOT NULL, description text, "
-        "enabled bigint NOT NULL, created_at timestamptz NOT NULL, disabled_at timestamptz, "
-        "disabled_reason text, from_position bigint NOT NULL)",
-        f"CREATE TABLE IF NOT EXISTS {dialect.secrets_table} (endpoint_id text NOT NULL, "
-        "secret text NOT NULL, fingerprint text NOT NULL, created_at timestamptz NOT NULL, "
-        "expires_at timestamptz, PRIMARY KEY (endpoint_id, fingerprint))",
-        f"CREATE TABLE IF NOT EXISTS {dialect.deliveries_table} (endpoint_id text NOT NULL, "
-        "message_id text NOT NULL, seq bigint NOT NULL, ordering_key text NOT NULL, "
-        "status text NOT NULL, attempts bigint NOT NULL, next_attempt_at timestamptz, "
-        "claimed_until timestamptz, claimed_by text, last_status_code bigint, last_error text, "
-        "created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, "
-        "PRIMARY KEY (endpoint_id, message_id))",
-        f"CREATE INDEX IF NOT EXISTS {DELIVERIES}_due ON {dialect.deliveries_table} "
-        "(status, next_attempt_at)",
-        f"CREATE INDEX IF NOT EXISTS {DELIVERIES}_order ON {dialect.deliveries_table} "
-        "(endpoint_id, ordering_key, seq)",
-        f"CREATE TABLE IF NOT EXISTS {dialect.attempts_table} (endpoint_id text NOT NULL, "
-        "message_id text NOT NULL, attempt bigint NOT NULL, at timestamptz NOT NULL, "
-        "status_code bigint, latency_ms bigint NOT NULL, error text, "
-        "PRIMARY KEY (endpoint_id, message_id, attempt))",
-        f"CREATE TABLE IF NOT EXISTS {dialect.alarms_table} (component text NOT NULL, "
-        "key text NOT NULL, reason text NOT NULL, position bigint, "
-        "raised_at timestamptz NOT NULL, PRIMARY KEY (component, key))",
-        f"CREATE TABLE IF NOT EXISTS {dialect.signing_key_table} (singleton integer PRIMARY KEY "
-        "CHECK (singleton = 1), key_id text NOT NULL, public_key text NOT NULL, "
-        "registered_at timestamptz NOT NULL)",
+        *rendering.tables(),
         f"CREATE OR REPLACE FUNCTION {refuse}() RETURNS trigger LANGUAGE plpgsql AS $$ "
         "BEGIN RAISE EXCEPTION 'chipledger: the ledger is append-only; % on % refused', "
         "TG_OP, TG_TABLE_NAME USING ERRCODE = 'integrity_constraint_violation'; END $$",
     ]
-    for name, table in (("events", dialect.events_table), ("seals", dialect.seals_table),
-                        ("checkpoints", dialect.checkpoints_table),
-                        ("signing_key", dialect.signing_key_table)):
+    for name, table in rendering.append_only(dialect.events_table):
         statements += [
             f"CREATE OR REPLACE TRIGGER chipledger_{name}_immutable BEFORE UPDATE OR DELETE "
             f"ON {table} FOR EACH ROW EXECUTE FUNCTION {refuse}()",
@@ -307,7 +214,7 @@ class SealingPostgresRecorder(PostgresApplicationRecorder):
                 "SELECT count(*) AS found FROM information_schema.columns "
                 "WHERE table_schema = %s AND ((table_name = %s AND column_name = 'recorded_by') "
                 "OR (table_name = %s AND column_name = 'scope'))",
-                (self.dialect.schema, SEALS, IDEMPOTENCY))
+                (self.dialect.schema, SEALS.name, IDEMPOTENCY.name))
             row = curs.fetchone()
         if row is None or row["found"] != 2:
             raise OutdatedLedgerError()

@@ -10,22 +10,9 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 
+from infra.schema import IDEMPOTENCY, SEALS, ColumnType, Qualify, Rendering, TableNames
 from infra.seal import Seal, format_time, parse_time
 from infra.store import (
-    ALARMS,
-    API_KEYS,
-    ATTEMPTS,
-    CHECKPOINTS,
-    DELIVERIES,
-    ENDPOINTS,
-    FINDINGS,
-    IDEMPOTENCY,
-    OUTBOX,
-    RESIDENCY,
-    SEALS,
-    SECRETS,
-    SIGNING_KEY,
-    TRACKING,
     Columns,
     Cursor,
     OutdatedLedgerError,
@@ -35,27 +22,22 @@ from infra.store import (
 _REFUSE = "SELECT RAISE(ABORT, 'chipledger: the ledger is append-only; {op} on {table} refused')"
 
 
-class SQLiteDialect:
+# The registry's neutral column types as SQLite stores them (infra.schema): times, dates and
+# ids as text, in the forms the dialect's to_db_* methods write.
+TYPES: dict[ColumnType, str] = {"text": "TEXT", "integer": "INTEGER", "bigint": "INTEGER",
+                                "date": "TEXT", "timestamp": "TEXT", "uuid": "TEXT",
+                                "json": "TEXT"}
+RENDERING = Rendering("sqlite", TYPES, Qualify())
+
+
+class SQLiteDialect(TableNames):
     events_table = "stored_events"
     events_id = "rowid"
     lateral_probes = False
-    seals_table = SEALS
-    idempotency_table = IDEMPOTENCY
-    api_keys_table = API_KEYS
-    findings_table = FINDINGS
-    tracking_table = TRACKING
-    residency_table = RESIDENCY
-    checkpoints_table = CHECKPOINTS
-    outbox_table = OUTBOX
-    endpoints_table = ENDPOINTS
-    secrets_table = SECRETS
-    deliveries_table = DELIVERIES
-    attempts_table = ATTEMPTS
-    alarms_table = ALARMS
-    signing_key_table = SIGNING_KEY
 
     def __init__(self, datastore: SQLiteDatastore) -> None:
         self.datastore = datastore
+        self.name_tables(RENDERING.qualify)
 
     def sql(self, statement: str) -> str:
         return statement.replace("%s", "?")
@@ -87,14 +69,14 @@ class SQLiteDialect:
                     rows: list[tuple[Any, ...]]) -> None:
         if rows:  # SQLite runs in-process: executemany is already set-at-a-time
             marks = ", ".join("?" for _ in columns)
-            cursor.executemany(f"INSERT INTO {table} ({', '.join(n for n, _ in columns)}) "
+            cursor.executemany(f"INSERT INTO {table} ({', '.join(c.name for c in columns)}) "
                                f"VALUES ({marks})", rows)
 
     def update_many(self, cursor: Cursor, table: str, assign: Columns, match: Columns,
                     rows: list[tuple[Any, ...]]) -> None:
         if rows:
-            sets = ", ".join(f"{name} = ?" for name, _ in assign)
-            where = " AND ".join(f"{name} = ?" for name, _ in match)
+            sets = ", ".join(f"{column.name} = ?" for column in assign)
+            where = " AND ".join(f"{column.name} = ?" for column in match)
             cursor.executemany(f"UPDATE {table} SET {sets} WHERE {where}", rows)
 
     def id_rows(self, values: list[UUID]) -> tuple[str, tuple[Any, ...]]:
@@ -132,89 +114,20 @@ class SealingSQLiteRecorder(SQLiteApplicationRecorder):
         self.dialect = SQLiteDialect(datastore)
 
     def construct_create_table_statements(self) -> list[str]:
+        """The library's table, ours (rendered from infra.schema), the append-only triggers."""
         return [
             *super().construct_create_table_statements(),
-            f"CREATE TABLE IF NOT EXISTS {SEALS} ("
-            "position INTEGER PRIMARY KEY, notification_id INTEGER NOT NULL UNIQUE, "
-            "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
-            "recorded_at TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, "
-            "recorded_by TEXT NOT NULL, UNIQUE (originator_id, originator_version))",
-            # Enough for position_at's (recorded_at, position) order: position is the rowid,
-            # which ends every SQLite index (PostgreSQL needs it named: see infra.postgres).
-            f"CREATE INDEX IF NOT EXISTS {SEALS}_recorded_at ON {SEALS} (recorded_at)",
-            f"CREATE TABLE IF NOT EXISTS {IDEMPOTENCY} (scope TEXT NOT NULL, key TEXT NOT NULL, "
-            "request_hash TEXT NOT NULL, status INTEGER NOT NULL, answer TEXT NOT NULL, "
-            "created_at TEXT NOT NULL, PRIMARY KEY (scope, key))",
-            f"CREATE TABLE IF NOT EXISTS {API_KEYS} (key_id TEXT PRIMARY KEY, name TEXT NOT NULL, "
-            "role TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, "
-            "revoked_at TEXT)",
-            f"CREATE TABLE IF NOT EXISTS {FINDINGS} (firm_id TEXT NOT NULL, "
-            "subject_type TEXT NOT NULL, subject_id TEXT NOT NULL, regulation_id TEXT NOT NULL, "
-            "valid_from TEXT NOT NULL, valid_to TEXT, status TEXT NOT NULL, "
-            "recorded_from_position INTEGER NOT NULL, recorded_to_position INTEGER, "
-            "recorded_from TEXT NOT NULL, recorded_to TEXT, citation TEXT NOT NULL, "
-            "explanation TEXT NOT NULL, evidence TEXT NOT NULL, PRIMARY KEY (subject_type, "
-            "subject_id, regulation_id, valid_from, recorded_from_position))",
-            f"CREATE INDEX IF NOT EXISTS {FINDINGS}_firm ON {FINDINGS} "
-            "(firm_id, recorded_from_position, valid_from)",
-            f"CREATE INDEX IF NOT EXISTS {FINDINGS}_open ON {FINDINGS} (firm_id, valid_from) "
-            "WHERE recorded_to_position IS NULL",
-            f"CREATE TABLE IF NOT EXISTS {RESIDENCY} (firm_id TEXT NOT NULL, "
-            "activity_id TEXT NOT NULL, data_subject_country TEXT NOT NULL, "
-            "valid_from TEXT NOT NULL, valid_to TEXT, processed_in TEXT, "
-            "recorded_from_position INTEGER NOT NULL, recorded_to_position INTEGER, "
-            "recorded_from TEXT NOT NULL, recorded_to TEXT, PRIMARY KEY (activity_id, "
-            "data_subject_country, valid_from, recorded_from_position))",
-            f"CREATE INDEX IF NOT EXISTS {RESIDENCY}_firm ON {RESIDENCY} "
-            "(firm_id, recorded_from_position, valid_from)",
-            f"CREATE TABLE IF NOT EXISTS {TRACKING} (name TEXT PRIMARY KEY, "
-            "position INTEGER NOT NULL)",
-            f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS} (position INTEGER PRIMARY KEY, "
-            "hash TEXT NOT NULL, signed_at TEXT NOT NULL, body TEXT NOT NULL)",
-            f"CREATE TABLE IF NOT EXISTS {OUTBOX} (message_id TEXT PRIMARY KEY, "
-            "position INTEGER NOT NULL, seq INTEGER NOT NULL UNIQUE, event_type TEXT NOT NULL, "
-            "ordering_key TEXT NOT NULL, "
-            "payload TEXT NOT NULL, created_at TEXT NOT NULL)",
-            f"CREATE INDEX IF NOT EXISTS {OUTBOX}_position ON {OUTBOX} (position)",
-            f"CREATE TABLE IF NOT EXISTS {ENDPOINTS} (endpoint_id TEXT PRIMARY KEY, "
-            "url TEXT NOT NULL, event_types TEXT NOT NULL, description TEXT, "
-            "enabled INTEGER NOT NULL, created_at TEXT NOT NULL, disabled_at TEXT, "
-            "disabled_reason TEXT, from_position INTEGER NOT NULL)",
-            f"CREATE TABLE IF NOT EXISTS {SECRETS} (endpoint_id TEXT NOT NULL, "
-            "secret TEXT NOT NULL, fingerprint TEXT NOT NULL, created_at TEXT NOT NULL, "
-            "expires_at TEXT, PRIMARY KEY (endpoint_id, fingerprint))",
-            f"CREATE TABLE IF NOT EXISTS {DELIVERIES} (endpoint_id TEXT NOT NULL, "
-            "message_id TEXT NOT NULL, seq INTEGER NOT NULL, ordering_key TEXT NOT NULL, "
-            "status TEXT NOT NULL, attempts INTEGER NOT NULL, next_attempt_at TEXT, "
-            "claimed_until TEXT, claimed_by TEXT, last_status_code INTEGER, last_error TEXT, "
-            "created_at TEXT NOT NULL, updated_at TEXT NOT NULL, "
-            "PRIMARY KEY (endpoint_id, message_id))",
-            f"CREATE INDEX IF NOT EXISTS {DELIVERIES}_due ON {DELIVERIES} "
-            "(status, next_attempt_at)",
-            f"CREATE INDEX IF NOT EXISTS {DELIVERIES}_order ON {DELIVERIES} "
-            "(endpoint_id, ordering_key, seq)",
-            f"CREATE TABLE IF NOT EXISTS {ATTEMPTS} (endpoint_id TEXT NOT NULL, "
-            "message_id TEXT NOT NULL, attempt INTEGER NOT NULL, at TEXT NOT NULL, "
-            "status_code INTEGER, latency_ms INTEGER NOT NULL, error TEXT, "
-            "PRIMARY KEY (endpoint_id, message_id, attempt))",
-            f"CREATE TABLE IF NOT EXISTS {ALARMS} (component TEXT NOT NULL, key TEXT NOT NULL, "
-            "reason TEXT NOT NULL, position INTEGER, raised_at TEXT NOT NULL, "
-            "PRIMARY KEY (component, key))",
-            f"CREATE TABLE IF NOT EXISTS {SIGNING_KEY} (singleton INTEGER PRIMARY KEY "
-            "CHECK (singleton = 1), key_id TEXT NOT NULL, public_key TEXT NOT NULL, "
-            "registered_at TEXT NOT NULL)",
-            *_immutable(self.events_table_name),
-            *_immutable(SEALS),
-            *_immutable(CHECKPOINTS),
-            *_immutable(SIGNING_KEY),
+            *RENDERING.tables(),
+            *(statement for _, table in RENDERING.append_only(self.events_table_name)
+              for statement in _immutable(table)),
         ]
 
     def create_table(self) -> None:
         super().create_table()
         with self.datastore.transaction(commit=False) as c:
-            found = {(table, row["name"]) for table in (SEALS, IDEMPOTENCY)
+            found = {(table, row["name"]) for table in (SEALS.name, IDEMPOTENCY.name)
                      for row in c.sqlite_cursor.execute(f"PRAGMA table_info({table})")}
-        if not {(SEALS, "recorded_by"), (IDEMPOTENCY, "scope")} <= found:
+        if not {(SEALS.name, "recorded_by"), (IDEMPOTENCY.name, "scope")} <= found:
             raise OutdatedLedgerError()
 
     def _insert_events(

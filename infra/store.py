@@ -27,6 +27,7 @@ from psycopg.types.string import ByteaBinaryLoader
 
 from domain.aggregates import TOPIC_TO_TYPE
 from domain.kinds import KIND_BY_EVENT_TYPE
+from infra.schema import Column, TableNames
 from infra.seal import (
     RecordedBy,
     Seal,
@@ -38,24 +39,8 @@ from infra.seal import (
 )
 from infra.verify import ChainRow
 
-SEALS = "chipledger_seals"
-IDEMPOTENCY = "chipledger_idempotency"
-API_KEYS = "chipledger_api_keys"
-FINDINGS = "chipledger_findings"
-TRACKING = "chipledger_tracking"
-RESIDENCY = "chipledger_residency"
-CHECKPOINTS = "chipledger_checkpoints"
-OUTBOX = "chipledger_outbox"
-ENDPOINTS = "chipledger_webhook_endpoints"
-SECRETS = "chipledger_webhook_secrets"
-DELIVERIES = "chipledger_webhook_deliveries"
-ATTEMPTS = "chipledger_webhook_attempts"
-ALARMS = "chipledger_alarms"
-SIGNING_KEY = "chipledger_signing_key"
-
-
-# (name, PostgreSQL type) of each column a set-based write names.
-Columns = tuple[tuple[str, str], ...]
+# The columns a set-based write names, as the registry declares them (infra.schema).
+Columns = tuple[Column, ...]
 # (position, topic, state) of a sealed event: what folding the log reads.
 StateRow = tuple[int, str, bytes]
 
@@ -70,27 +55,13 @@ class Cursor(Protocol):
     def fetchall(self) -> Any: ...
 
 
-class Dialect(Protocol):
-    events_table: str  # qualified
+class Dialect(TableNames, Protocol):
+    events_table: str  # the library's, as the backend's SQL writes it
     events_id: str  # the events table's notification id column
     # Whether joins that must probe indexes row by row are written as LATERAL subqueries:
     # PostgreSQL's planner, without statistics, otherwise hashes whole tables; SQLite has
     # no LATERAL and probes by index anyway.
     lateral_probes: bool
-    seals_table: str
-    idempotency_table: str
-    api_keys_table: str
-    findings_table: str
-    tracking_table: str
-    residency_table: str
-    checkpoints_table: str
-    outbox_table: str
-    endpoints_table: str
-    secrets_table: str
-    deliveries_table: str
-    attempts_table: str
-    alarms_table: str
-    signing_key_table: str
 
     def sql(self, statement: str) -> str: ...
     def db_now(self, cursor: Cursor) -> datetime: ...
