@@ -3,6 +3,7 @@
 limits), then validated strictly by the body's model (a number in a string is refused). The
 same parser serves single appends, batch lines, `chipledger import` and replays' what-ifs."""
 
+import hashlib
 import json
 from typing import Any, TypeVar
 
@@ -92,3 +93,8 @@ def _media_of(request: Request, media: str) -> bool:
 
 def _unsupported(media: str, why: str) -> Problem:
     return Problem(415, "Unsupported media type", f"{why}: send Content-Type: {media}")
+
+
+def request_fingerprint(method: str, path: str, body: bytes) -> str:
+    """What an Idempotency-Key's request is compared by, when the key comes again."""
+    return hashlib.sha256(f"{method} {path}\n".encode() + body).hexdigest()

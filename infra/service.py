@@ -1,7 +1,6 @@
 """Appends with idempotency and retries (the write side's use case), the chain's
 verification, and the export's line format. Records as of are in projections/records.py."""
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing, nullcontext
@@ -52,10 +51,6 @@ class Answer:
     body: Any
     replayed: bool = False
     appended: tuple[str, ...] = ()  # the kind of each event appended
-
-
-def request_fingerprint(method: str, path: str, body: bytes) -> str:
-    return hashlib.sha256(f"{method} {path}\n".encode() + body).hexdigest()
 
 
 class AppendService:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from api.appends import batch_lines, parse_batch_line
+from api.bodies import request_fingerprint
 from api.cli.app import _progress, _start, _start_signing, cli, err
 from api.problems import Problem
 from api.routes.integrity import export_lines
@@ -15,7 +16,7 @@ from domain.errors import LedgerError
 from infra.checkpoints import Checkpointer, CheckpointRefusedError
 from infra.gc_pause import gc_paused
 from infra.keys import command_line_user
-from infra.service import AppendService, request_fingerprint
+from infra.service import AppendService
 
 
 @cli.command()

@@ -10,14 +10,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Writer, recorded_by
-from api.bodies import parse_append, read_body
-from api.deps import Committer
+from api.bodies import parse_append, read_body, request_fingerprint
+from api.deps import Committer, Writer, recorded_by
 from api.problems import Problem, _entry, invalid
 from domain.application import Append
 from domain.ids import is_record_id
 from domain.kinds import KINDS, KindSpec, Role
-from infra.service import request_fingerprint
 
 router = APIRouter(prefix="/v1", tags=["appends"])
 

@@ -7,9 +7,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.appends import MAX_BATCH_LINES, batch_lines, parse_batch_line
-from api.auth import Reader, Writer
 from api.bodies import NDJSON, read_body
-from api.deps import Committer, Log
+from api.deps import Committer, Log, Reader, Writer
 from api.problems import Problem, _entry, invalid
 from api.routes.appends import run_appends
 from domain.errors import FieldProblem, InvalidRecordError

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Reader
 from api.deps import (
     FirmMoment,
     KnownMoment,
     Postures,
+    Reader,
     RestatementsMoment,
     Span,
     check_firm_id,

@@ -9,8 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Auditor, Reader
-from api.deps import Checkpoints, Key, Log, Signer
+from api.deps import Auditor, Checkpoints, Key, Log, Reader, Signer
 from api.problems import Problem
 from domain.times import format_time
 from infra.bundle import EXPORT_FORMAT, canonical_json

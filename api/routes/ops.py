@@ -7,12 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Reader
+from api.deps import Reader
 from api.problems import RETRY_AFTER_UNAVAILABLE
-from infra.deadlines import DatabaseTimeoutError, database_calls
-from infra.metrics import CONTENT_TYPE_LATEST
+from domain.errors import Unavailable
+from infra.deadlines import database_calls
 
 # /readyz answers within this long (and a little more), the database answering or not.
 READY_SECONDS = 1.5
@@ -43,7 +44,7 @@ async def readyz(request: Request) -> JSONResponse:
             loop.run_in_executor(None, contextvars.copy_context().run, checks),
             READY_SECONDS + 0.3)
     except Exception as error:  # any failure to reach the database means not ready
-        reason = "timeout" if isinstance(error, TimeoutError | DatabaseTimeoutError) \
+        reason = "timeout" if isinstance(error, TimeoutError | Unavailable) \
             else type(error).__name__
         return JSONResponse({"status": "unavailable", "database": reason}, status_code=503,
                             headers={"Retry-After": RETRY_AFTER_UNAVAILABLE})

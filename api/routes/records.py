@@ -7,8 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Reader
-from api.deps import AsOf, KnownAt, Records, moment_of
+from api.deps import AsOf, KnownAt, Reader, Records, moment_of
 from api.problems import Problem
 from api.schemas import record_json
 from domain.ids import is_record_id

@@ -10,9 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api import strict_json
 from api.appends import parse_batch_item
-from api.auth import Auditor, Reader
 from api.bodies import read_body, validated
-from api.deps import Postures, Replays, check_firm_id, moment_of, waited
+from api.deps import Auditor, Postures, Reader, Replays, check_firm_id, moment_of, waited
 from api.problems import Problem, field_errors, invalid, json_errors, pydantic_errors
 from api.schemas import finding_json, processing_json
 from domain.errors import FieldProblem, InvalidRecordError
