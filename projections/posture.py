@@ -35,6 +35,9 @@ Interval = tuple[date, date, Status]
 
 
 class ProjectionBehindError(Unavailable):
+    title = "Read models behind"
+    retry_after = 1
+
     def __init__(self, wanted: int, reached: int) -> None:
         super().__init__()
         self.wanted, self.reached = wanted, reached
