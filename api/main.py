@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, workbench
 from api.middleware import Observe
 from api.routes import appends, events, firms, integrity, ops, records, replays, webhooks
 from infra.bootstrap import Container, bootstrap
@@ -18,10 +18,9 @@ from infra.metrics import Metrics
 from infra.posture import posture_service
 from infra.replay import ReplayService
 from infra.runner import Workers
-from infra.service import AppendService
+from infra.service import AppendService, ReadService
 from infra.settings import AuthMode, Settings
 from infra.webhooks import Webhooks
-from projections.records import ReadService
 
 log = structlog.get_logger("chipledger.api")
 # In the order they are matched (no two of their paths overlap).
@@ -62,6 +61,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     for router in ROUTERS:
         app.include_router(router)
     webhooks.install(app)
+    workbench.install(app)
     app.add_middleware(Observe)
     return app
 
@@ -86,10 +86,11 @@ def wire(app: FastAPI, container: Container) -> None:
     app.state.appends = AppendService(container)
     app.state.committer = GroupCommitter(app.state.appends,
                                          database_timeout=container.settings.database_timeout)
-    app.state.reads = ReadService(container.store)
+    app.state.reads = ReadService(container)  # records as of, and the chain's check
     app.state.keyring = KeyRing(container.store)
     app.state.posture = posture_service(container)
     app.state.replays = ReplayService(container)
     app.state.signing_key = signing_key_for(container)
     app.state.checkpointer = Checkpointer(container, app.state.signing_key)
     app.state.webhooks = Webhooks(container)
+    workbench.wire(app, container)

@@ -7,7 +7,7 @@ the read model's query.
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from domain.aggregates import Firm
 from domain.dates import day_after
@@ -55,15 +55,13 @@ class Restatement:
     changes: list[tuple[date, date, Status, Status]]
 
 
-@dataclass(frozen=True)
-class Residency:
+class Residency(NamedTuple):
     status: Status
     findings: list[Finding]
     processing: list[Processing]
 
 
-@dataclass(frozen=True)
-class Timeline:
+class Timeline(NamedTuple):
     start: date
     end: date
     intervals: list[Interval]
@@ -95,6 +93,7 @@ def holding_posture(firm_id: str, holding: list[Finding], as_of: date) -> Postur
 class PostureService:
     def __init__(self, log: LogReader, findings: FindingsView) -> None:
         self.log, self.findings = log, findings
+        self.store = log  # its name before projections/: the workbench reads it so
 
     # one call per endpoint -------------------------------------------------------------------
 
@@ -159,6 +158,10 @@ class PostureService:
     def reading(self, moment: Moment) -> Reading:
         position = min(self.log.position_at(moment.known_at), self.projected())
         return Reading(moment.as_of, moment.known_at, position)
+
+    def moment(self, as_of: date, known_at: datetime) -> Reading:
+        """`reading` by its former name and arguments."""
+        return self.reading(Moment(as_of, known_at))
 
     def known_firm(self, firm_id: str, moment: Moment) -> Reading:
         """The moment's reading, once the firm is known there (RecordNotFoundError if not)."""

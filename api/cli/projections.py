@@ -13,11 +13,12 @@ from api.problems import Problem
 from domain.errors import LedgerError
 from domain.evaluator import Posture
 from infra.findings_store import PROJECTION_ALARMS
-from infra.posture import Moment, Reading, posture_service
+from infra.posture import posture_service
 from infra.replay import Replay, ReplayService
 from infra.runner import LeaderStalledError, ProjectionLedError, ProjectionRunner
 from infra.seal import format_time
 from projections.findings import PROJECTION_NAME, subject_of_key
+from projections.views import Moment, Reading
 
 
 @cli.command()
