@@ -1,13 +1,10 @@
 """From every error a request can end in to its problem+json answer: one table, keyed by the
 error's kind (domain/errors.py) or the framework's exception, and one handler."""
 
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
 import structlog
-from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -16,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.problems import Problem, _entry, field_errors, invalid, unavailable
 from domain.errors import Conflict, Invalid, LedgerError, NotFound, Precondition, Unavailable
 from infra.checkpoints import CheckpointRefusedError
-from infra.deadlines import DatabaseTimeoutError, is_unavailable
+from infra.deadlines import database_errors, is_unavailable
 
 log = structlog.get_logger("chipledger.api")
 
@@ -62,12 +59,6 @@ def _http(_: Request, exc: StarletteHTTPException) -> Problem:
                    headers=dict(exc.headers or {}))
 
 
-# What an unreachable or silent database raises, on either backend; is_unavailable sorts them
-# from refusals (a syntax error is an sqlite3.OperationalError too).
-_DATABASE_ERRORS: tuple[type[Exception], ...] = (
-    DatabaseTimeoutError, OperationalError, InterfaceError, psycopg.OperationalError,
-    psycopg.InterfaceError, sqlite3.OperationalError)
-
 # The most specific entry along an error's class hierarchy answers for it.
 PROBLEMS: dict[type[Exception], ToProblem] = {
     Problem: lambda _, exc: exc,
@@ -79,7 +70,7 @@ PROBLEMS: dict[type[Exception], ToProblem] = {
     CheckpointRefusedError: _checkpoint_refused,
     RequestValidationError: _request_validation,
     StarletteHTTPException: _http,
-    **dict.fromkeys(_DATABASE_ERRORS, _database),
+    **dict.fromkeys(database_errors(), _database),
 }
 
 

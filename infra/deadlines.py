@@ -29,7 +29,7 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
-from eventsourcing.persistence import ConnectionUnavailableError
+from eventsourcing.persistence import ConnectionUnavailableError, InterfaceError, OperationalError
 from eventsourcing.postgres import ConnectionPool, PostgresDatastore, PostgresFactory
 from eventsourcing.sqlite import SQLiteFactory
 from eventsourcing.utils import Environment, EnvType
@@ -88,6 +88,13 @@ def database_calls(timeout: float | None) -> Iterator[None]:
 def call_timeout() -> float | None:
     calls = _CALLS.get()
     return calls.timeout if calls else None
+
+
+def database_errors() -> tuple[type[Exception], ...]:
+    """What an unreachable or silent database raises, on either backend; is_unavailable sorts
+    them from refusals (a syntax error is an sqlite3.OperationalError too)."""
+    return (DatabaseTimeoutError, OperationalError, InterfaceError, psycopg.OperationalError,
+            psycopg.InterfaceError, sqlite3.OperationalError)
 
 
 def is_unavailable(error: BaseException) -> bool:
