@@ -32,6 +32,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from domain.errors import Conflict
 from infra.alarms import Alarms
 from infra.dialect import Dialect, database_now
 from infra.lead import Backend
@@ -283,7 +284,7 @@ class CheckpointStore:
                  json.dumps(checkpoint.to_json(), sort_keys=True)))
 
 
-class CheckpointRefusedError(Exception):
+class CheckpointRefusedError(Conflict):
     """Signing the head would vouch for a log that does not extend the latest checkpoint."""
 
     def __init__(self, reason: str, position: int) -> None:
