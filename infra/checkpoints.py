@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from domain.errors import Conflict
 from infra.checkpoint_keys import SIGNATURE_ALGORITHM as SIGNATURE_ALGORITHM
 from infra.checkpoint_keys import Checkpoint as Checkpoint
 from infra.checkpoint_keys import SigningKey as SigningKey
@@ -81,7 +82,7 @@ def verify_extends(entries: Iterable[Sealed], checkpoint: Checkpoint,
     return Extension(reason is None, signature_ok, chain, checkpoint.position, reason)
 
 
-class CheckpointRefusedError(Exception):
+class CheckpointRefusedError(Conflict):
     """Signing the head would vouch for a log that does not extend the latest checkpoint."""
 
     def __init__(self, reason: str, position: int) -> None:
