@@ -21,7 +21,7 @@ from infra.bootstrap import Container, bootstrap
 from infra.keys import KeyRing, Role
 from infra.settings import Settings
 from tests.infra.webhooks.receivers import SocketReceiver, socket_receiver
-from tests.test_webhooks import (
+from tests.support.webhooks import (
     POSTURE,
     Api,
     Receiver,
