@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
-from api import errors, workbench
+from api import docs, errors, openapi, workbench
 from api.middleware import Observe
 from api.routes import appends, events, firms, integrity, ops, records, replays, webhooks
 from api.version import chipledger_version
@@ -19,7 +19,7 @@ from infra.metrics import Metrics
 from infra.posture import posture_service
 from infra.replay import ReplayService
 from infra.service import AppendService, ReadService
-from infra.settings import AuthMode, Settings
+from infra.settings import AuthMode, DocsMode, Settings
 from infra.webhooks import Webhooks
 from infra.workers import Workers
 
@@ -55,6 +55,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         version=chipledger_version(),
         summary="Event-sourced, bitemporal audit ledger for AI-compute export control",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # api/docs.py serves them, offline
+        openapi_url="/openapi.json" if settings.docs is DocsMode.PUBLIC else None,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
@@ -63,6 +65,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.include_router(router)
     webhooks.install(app)
     workbench.install(app)
+    openapi.install(app)
+    if settings.docs is DocsMode.PUBLIC:
+        docs.install(app)
     app.add_middleware(Observe)
     return app
 

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from api.appends import parse_body, read_body
 from api.auth import Admin
 from api.deps import resolve_times
+from api.openapi import request_body
 from domain.times import format_time
 from domain.types import Text, Url
 from infra.webhooks import Endpoint, Webhooks
@@ -109,7 +110,8 @@ async def recover(request: Request, endpoint_id: str, _: Admin) -> dict[str, Any
 def install(app: FastAPI) -> None:
     router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
     router.add_api_route("/endpoints", create_endpoint, methods=["POST"],
-                         name="create_webhook_endpoint")
+                         name="create_webhook_endpoint", status_code=201,
+                         openapi_extra=request_body(EndpointRequest))
     router.add_api_route("/endpoints", list_endpoints, methods=["GET"],
                          name="list_webhook_endpoints")
     router.add_api_route("/endpoints/{endpoint_id}", read_endpoint, methods=["GET"],
@@ -121,6 +123,7 @@ def install(app: FastAPI) -> None:
     router.add_api_route("/endpoints/{endpoint_id}/deliveries", list_deliveries,
                          methods=["GET"], name="list_webhook_deliveries")
     router.add_api_route("/endpoints/{endpoint_id}/recovery", recover, methods=["POST"],
-                         name="recover_webhook_deliveries")
+                         name="recover_webhook_deliveries",
+                         openapi_extra=request_body(RecoveryRequest))
     app.include_router(router)
 

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from api.appends import parse_body, read_body
 from api.auth import Reader, require
 from api.deps import MinPosition, reach, resolve_times
+from api.openapi import request_body
 from api.problems import Problem
 from domain.bodies import ReviewDecision
 from domain.ids import is_record_id
@@ -59,7 +60,7 @@ async def list_reviews(request: Request, firm_id: str, _: Reader,
 def install(app: FastAPI) -> None:
     router = APIRouter(prefix="/v1", tags=["reviews"])
     router.add_api_route("/reviews", create_review, methods=["POST"], name="create_review",
-                         status_code=201)
+                         status_code=201, openapi_extra=request_body(ReviewDecision))
     router.add_api_route("/firms/{firm_id}/reviews", list_reviews, methods=["GET"],
                          name="read_firm_reviews")
     app.include_router(router)
