@@ -10,13 +10,27 @@ import structlog
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import appends, audit, ops, posture, problems, reads, replays, webhooks
+from api import (
+    appends,
+    audit,
+    certificates,
+    ops,
+    posture,
+    problems,
+    proofs,
+    reads,
+    replays,
+    webhooks,
+)
 from api.problems import Problem
 from infra.bootstrap import Container, bootstrap
 from infra.checkpoints import Checkpointer, signing_key_for
 from infra.deadlines import database_calls
 from infra.group_commit import GroupCommitter
 from infra.keys import KeyRing
+from infra.merkle.certify import Certifier
+from infra.merkle.proving import Prover
+from infra.merkle.publish import TreePublisher
 from infra.metrics import Metrics
 from infra.posture import PostureService
 from infra.replay import ReplayService
@@ -76,6 +90,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     audit.install(app)
     ops.install(app)
     webhooks.install(app)
+    proofs.install(app)
+    certificates.install(app)
     app.add_middleware(Observe)
     return app
 
@@ -92,6 +108,9 @@ def wire(app: FastAPI, container: Container) -> None:
     app.state.signing_key = signing_key_for(container)
     app.state.checkpointer = Checkpointer(container, app.state.signing_key)
     app.state.webhooks = Webhooks(container)
+    app.state.publisher = TreePublisher(container, app.state.signing_key)
+    app.state.prover = Prover(app.state.publisher.tree)  # one tile cache
+    app.state.certifier = Certifier(container, app.state.publisher, app.state.prover)
 
 
 class Observe:

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Auditor, Reader
 from api.problems import Problem
+from api.proofs import signed_now, unrefused
 from infra.bundle import EXPORT_FORMAT, canonical_json
 from infra.checkpoints import (
     SIGNATURE_ALGORITHM,
@@ -48,9 +49,10 @@ async def verify_integrity(request: Request, _: Auditor) -> dict[str, Any]:
     }
 
 
-def export_lines(store: LogStore, checkpoint: Checkpoint | None = None) -> Iterator[str]:
-    """A header line (with the signed checkpoint of the exported head), then every event up
-    to that head, with its seal."""
+def export_lines(store: LogStore, checkpoint: Checkpoint | None = None,
+                 tree_note: str | None = None) -> Iterator[str]:
+    """A header line (with the signed checkpoint of the exported head, and the Merkle tree's
+    signed note of those events or fewer), then every event up to that head, with its seal."""
     head_position = checkpoint.position if checkpoint else 0
     head_hash = checkpoint.hash if checkpoint else GENESIS_HASH
     header = {
@@ -59,6 +61,7 @@ def export_lines(store: LogStore, checkpoint: Checkpoint | None = None) -> Itera
         "head_position": head_position,
         "head_hash": head_hash,
         "checkpoint": checkpoint.to_json() if checkpoint else None,
+        "tree_checkpoint": tree_note,
     }
     yield canonical_json(header) + "\n"
     for entry in store.iter_entries():
@@ -71,7 +74,10 @@ async def export_log(request: Request, _: Auditor) -> StreamingResponse:
     """The whole log as NDJSON with hashes, verifiable offline."""
     store: LogStore = request.app.state.container.store
     checkpoint = await _checkpoint_now(request)
-    return StreamingResponse(export_lines(store, checkpoint), media_type="application/x-ndjson")
+    note = await run_in_threadpool(unrefused, request.app.state.certifier.export_note,
+                                   checkpoint.position if checkpoint else 0)
+    return StreamingResponse(export_lines(store, checkpoint, note),
+                             media_type="application/x-ndjson")
 
 
 async def read_public_key(request: Request, _: Reader) -> dict[str, Any]:
@@ -79,7 +85,8 @@ async def read_public_key(request: Request, _: Reader) -> dict[str, Any]:
     key: SigningKey = request.app.state.signing_key
     return {"algorithm": SIGNATURE_ALGORITHM, "key_id": key.key_id,
             "public_key": base64.b64encode(key.public_raw).decode(),
-            "public_key_pem": key.public_pem()}
+            "public_key_pem": key.public_pem(),
+            "note_verifier_key": request.app.state.publisher.vkey()}
 
 
 async def read_latest_checkpoint(request: Request, _: Reader) -> dict[str, Any]:
@@ -97,6 +104,7 @@ async def create_checkpoint(request: Request, _: Auditor) -> JSONResponse:
     checkpoint = await _checkpoint_now(request)
     if checkpoint is None:
         raise Problem(409, "Conflict", "the log is empty: there is no head to sign")
+    await run_in_threadpool(signed_now, request.app.state.publisher)  # the tree's note too
     return JSONResponse(checkpoint.to_json(), status_code=201)
 
 

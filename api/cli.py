@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api import proof_commands
 from api.appends import batch_lines, parse_batch_line
 from api.audit import export_lines
 from api.problems import Problem
@@ -38,6 +39,8 @@ from infra.findings_store import PROJECTION_ALARMS
 from infra.gc_pause import gc_paused
 from infra.keys import KEY_CACHE_SECONDS, KeyRing, Role, command_line_user
 from infra.logging import configure_logging
+from infra.merkle.certify import Certifier
+from infra.merkle.publish import TreeRefusedError
 from infra.posture import Moment, PostureService
 from infra.replay import Replay, ReplayService
 from infra.runner import LeaderStalledError, ProjectionLedError, ProjectionRunner, Workers
@@ -356,7 +359,7 @@ def demo() -> None:
 
 @keys.command("create")
 def keys_create(
-    role: Annotated[Role, typer.Option(help="reader, writer, auditor or admin")],
+    role: Annotated[Role, typer.Option(help="reader, writer, auditor, admin or witness")],
     name: Annotated[str, typer.Option(help="a label for the key")] = "",
 ) -> None:
     """Create an API key. The key is printed once, alone on the last line."""
@@ -418,9 +421,15 @@ def verify(
     trust_embedded_key: Annotated[bool, typer.Option(
         "--trust-embedded-key", help="trust the key a checkpoint carries (without "
         "--public-key, a checkpoint is otherwise reported unverified)")] = False,
+    certificate: Annotated[Path | None, typer.Option(
+        "--certificate", exists=True, dir_okay=False,
+        help="check a posture certificate offline, against --public-key")] = None,
 ) -> None:
     """Recompute the hash chain. Exits 1 and names the first bad position on a mismatch; exits
     1 too when a checkpoint's signature was checked by no trusted key."""
+    if certificate is not None:
+        proof_commands.verify_certificate_file(certificate, public_key)
+        return
     trust = _trust(public_key, trust_embedded_key)
     earlier = _earlier_checkpoint(against)
     if file is not None:
@@ -537,13 +546,15 @@ def export(
     try:
         try:
             checkpoint = Checkpointer(container, key).checkpoint_now()
-        except CheckpointRefusedError as refused:
+            note = Certifier.of(container, key).export_note(checkpoint.position
+                                                              if checkpoint else 0)
+        except (CheckpointRefusedError, TreeRefusedError) as refused:
             err.print(f"refused: {refused.reason}; nothing signed or exported, and an "
                       "integrity alarm is raised", soft_wrap=True)
             raise typer.Exit(1) from None
         out = file.open("w", encoding="utf-8") if file else sys.stdout
         try:
-            for line in export_lines(container.store, checkpoint):
+            for line in export_lines(container.store, checkpoint, note):
                 out.write(line)
         finally:
             if file:
@@ -599,6 +610,10 @@ def import_(
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=err)
+
+
+cli.command()(proof_commands.witness)
+cli.command("witness-key")(proof_commands.witness_key)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Reader
 from api.problems import Problem, invalid
+from api.proofs import with_proofs
 from api.reads import AsOf, KnownAt, resolve_times
 from domain.evaluator import Finding, Posture, Processing
 from domain.ids import is_record_id
@@ -20,6 +21,11 @@ from infra.seal import format_time
 MinPosition = Annotated[int | None, Query(ge=0, description=(
     "wait (up to 5 s, then 503 with Retry-After) until the read models have reached this "
     "position; a position beyond the log's head is a 422"))]
+
+
+WithProofs = Annotated[bool, Query(description=(
+    "add the signed checkpoint of the Merkle tree and an inclusion proof of every evidence "
+    "position"))]
 
 
 def finding_json(f: Finding) -> dict[str, Any]:
@@ -99,14 +105,15 @@ def _beyond_head(min_position: int, head: int) -> Problem:
 
 
 async def read_posture(request: Request, firm_id: str, _: Reader, as_of: AsOf = None,
-                       known_at: KnownAt = None, min_position: MinPosition = None
-                       ) -> dict[str, Any]:
+                       known_at: KnownAt = None, min_position: MinPosition = None,
+                       proofs: WithProofs = False) -> dict[str, Any]:
     """The firm's worst status on `as_of` as known at `known_at`, with its findings."""
     service = _service(request)
     moment = await _moment(service, as_of, known_at, min_position)
     await run_in_threadpool(service.check_firm, _firm_id(firm_id), moment)
     posture = await run_in_threadpool(service.posture, firm_id, moment)
-    return posture_json(posture, moment)
+    answer = posture_json(posture, moment)
+    return await with_proofs(request, answer) if proofs else answer
 
 
 def _processing_json(p: Processing) -> dict[str, Any]:

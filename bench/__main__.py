@@ -8,7 +8,8 @@
   python -m bench explain --database-url URL   # plans of the point-in-time reads
   python -m bench ingest  --events 200000 --database-url URL-OF-AN-EMPTY-SCHEMA  # vs COPY
   python -m bench appends --clients 64 --seconds 10 --database-url URL  # [--processes N]
-  python -m bench merkle  --events 200000   # Merkle tree integration vs hashing alone
+  python -m bench merkle  --events 200000 [--database-url URL]  # Merkle tree integration vs
+                        # hashing alone; with URL, catching up that ledger and proof latency
 
 Each measurement that matters for memory runs in a child process, so its peak resident set
 size (ru_maxrss) is its own. Every figure is printed with its ratio to the baseline measured
@@ -183,7 +184,9 @@ def main() -> None:
      "verify": lambda: _lazy("bench.verify").main(args.database_url),
      "posture": lambda: _lazy("bench.posture").main(args.database_url, args.queries),
      "explain": lambda: _lazy("bench.explain").main(args.database_url),
-     "merkle": lambda: _lazy("bench.merkle").main(args.events),
+     "merkle": lambda: _lazy("bench.merkle").main(
+         args.events, url=None if args.database_url == parser.get_default("database_url")
+         else args.database_url, queries=args.queries),
      "ingest": lambda: ingest_main(args.database_url, _conninfo(args.database_url),
                                    args.events),
      "_rebuild": lambda: child_rebuild(args.database_url),

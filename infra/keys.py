@@ -24,6 +24,7 @@ class Role(StrEnum):
     WRITER = "writer"
     AUDITOR = "auditor"
     ADMIN = "admin"
+    WITNESS = "witness"  # an outside witness: reads, and cosigns the tree's checkpoints
 
 
 class Permission(StrEnum):
@@ -31,6 +32,7 @@ class Permission(StrEnum):
     WRITE = "write"
     AUDIT = "audit"
     ADMIN = "admin"
+    COSIGN = "cosign"
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
@@ -38,6 +40,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     Role.WRITER: frozenset({Permission.READ, Permission.WRITE}),
     Role.AUDITOR: frozenset({Permission.READ, Permission.AUDIT}),
     Role.ADMIN: frozenset(Permission),
+    Role.WITNESS: frozenset({Permission.READ, Permission.COSIGN}),
 }
 
 

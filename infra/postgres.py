@@ -19,6 +19,8 @@ from psycopg import Cursor as PgCursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL
 
+from infra.merkle.tree_store import IMMUTABLE as MERKLE_IMMUTABLE
+from infra.merkle.tree_store import ddl as merkle_ddl
 from infra.seal import Seal, seal_batch
 from infra.store import (
     ALARMS,
@@ -243,10 +245,13 @@ def _ddl(dialect: PostgresDialect) -> list[str]:
         f"CREATE OR REPLACE FUNCTION {refuse}() RETURNS trigger LANGUAGE plpgsql AS $$ "
         "BEGIN RAISE EXCEPTION 'chipledger: the ledger is append-only; % on % refused', "
         "TG_OP, TG_TABLE_NAME USING ERRCODE = 'integrity_constraint_violation'; END $$",
+        *merkle_ddl(lambda table: f'"{s}".{table}'),
     ]
     for name, table in (("events", dialect.events_table), ("seals", dialect.seals_table),
                         ("checkpoints", dialect.checkpoints_table),
-                        ("signing_key", dialect.signing_key_table)):
+                        ("signing_key", dialect.signing_key_table),
+                        *((table.removeprefix("chipledger_"), f'"{s}".{table}')
+                          for table in MERKLE_IMMUTABLE)):
         statements += [
             f"CREATE OR REPLACE TRIGGER chipledger_{name}_immutable BEFORE UPDATE OR DELETE "
             f"ON {table} FOR EACH ROW EXECUTE FUNCTION {refuse}()",

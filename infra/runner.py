@@ -29,6 +29,7 @@ from infra.checkpoints import Checkpointer
 from infra.findings_store import FindingsStore, TrackingConflictError
 from infra.gc_pause import gc_paused
 from infra.lead import Lead, advisory_key, projection_lead
+from infra.merkle.integrator import Integrator
 from infra.replay import KIND_AND_TYPE, decode_state, replay_world
 from infra.store import LogStore, page_of_log
 from infra.webhooks import Dispatcher
@@ -365,8 +366,8 @@ def _waiter(container: Container, name: str, poll_interval: float
 
 
 class Workers:
-    """The background work of a process: the projection runner, and the checkpointer when
-    given one, each in a thread."""
+    """The background work of a process: the projection runner, the Merkle tree's
+    integrator, and the checkpointer when given one, each in a thread."""
 
     def __init__(self, container: Container, *, poll_interval: float = 0.5,
                  checkpointer: Checkpointer | None = None, dispatch: bool = False) -> None:
@@ -374,7 +375,10 @@ class Workers:
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.runner.run, args=(self.stop_event,),
                                        name="projection-runner", daemon=True)
-        self.threads = [self.thread]
+        integrator = Integrator(container, poll_interval=poll_interval)  # the Merkle tree
+        self.threads = [self.thread, threading.Thread(target=integrator.run,
+                                                      args=(self.stop_event,),
+                                                      name="merkle-integrator", daemon=True)]
         if checkpointer is not None:
             self.threads.append(threading.Thread(target=checkpointer.run,
                                                  args=(self.stop_event,),

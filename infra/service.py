@@ -19,6 +19,7 @@ from domain.ids import record_uuid
 from domain.records import LoggedEvent, fold
 from infra.bootstrap import Container
 from infra.gc_pause import gc_paused
+from infra.merkle.leaves import entry_leaf_hash
 from infra.seal import RecordedBy, Seal, Submission, format_time
 from infra.store import LogEntry
 from infra.verify import Verification, verify_rows
@@ -269,11 +270,17 @@ def entry_json(entry: LogEntry) -> dict[str, Any]:
         "version": entry.originator_version,
         "data": entry.data,
         "hash": entry.hash,
+        "leaf_hash": entry_leaf_hash(entry).hex(),  # its leaf in the Merkle tree (RFC 6962)
     }
 
 
 def export_line(entry: LogEntry) -> str:
     """One line of an export: the event as shown, plus what offline verification needs."""
+    return json.dumps(export_json(entry), separators=(",", ":"), sort_keys=True,
+                      ensure_ascii=False)
+
+
+def export_json(entry: LogEntry) -> dict[str, Any]:
     line = entry_json(entry)
     line |= {
         "originator_id": str(entry.originator_id),
@@ -282,5 +289,5 @@ def export_line(entry: LogEntry) -> str:
         "state": entry.state.decode(),
         "prev_hash": entry.prev_hash,
     }
-    return json.dumps(line, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return line
 

@@ -10,6 +10,8 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 
+from infra.merkle.tree_store import IMMUTABLE as MERKLE_IMMUTABLE
+from infra.merkle.tree_store import ddl as merkle_ddl
 from infra.seal import Seal, format_time, parse_time
 from infra.store import (
     ALARMS,
@@ -207,6 +209,8 @@ class SealingSQLiteRecorder(SQLiteApplicationRecorder):
             *_immutable(SEALS),
             *_immutable(CHECKPOINTS),
             *_immutable(SIGNING_KEY),
+            *merkle_ddl(str),
+            *(trigger for table in MERKLE_IMMUTABLE for trigger in _immutable(table)),
         ]
 
     def create_table(self) -> None:
