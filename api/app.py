@@ -21,6 +21,7 @@ from api import (
     reads,
     replays,
     webhooks,
+    workbench,
 )
 from api.problems import Problem
 from infra.bootstrap import Container, bootstrap
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     webhooks.install(app)
     proofs.install(app)
     certificates.install(app)
+    workbench.install(app)
     app.add_middleware(Observe)
     return app
 
@@ -111,6 +113,7 @@ def wire(app: FastAPI, container: Container) -> None:
     app.state.publisher = TreePublisher(container, app.state.signing_key)
     app.state.prover = Prover(app.state.publisher.tree)  # one tile cache
     app.state.certifier = Certifier(container, app.state.publisher, app.state.prover)
+    workbench.wire(app, container)
 
 
 class Observe:

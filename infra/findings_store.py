@@ -14,38 +14,22 @@ from domain.evaluator import Finding, ProcessingPiece
 from domain.types import Status
 from domain.world import SubjectRef
 from infra.alarms import Alarms
-from infra.store import Cursor, Dialect
+from infra.dialect import Cursor, Dialect
+from infra.schema import FINDINGS, RESIDENCY
 from projections.findings import Commit, OpenFinding, OpenPiece, subject_key, subject_of_key
 
 # The alarms' component for subjects the projection could not evaluate.
 PROJECTION_ALARMS = "projection"
 
-_COLUMNS = ("firm_id, subject_type, subject_id, regulation_id, valid_from, valid_to, status, "
-            "recorded_from_position, recorded_to_position, recorded_from, recorded_to, "
-            "citation, explanation, evidence")
-
-
-_PIECE_COLUMNS = ("firm_id, activity_id, data_subject_country, valid_from, valid_to, "
-                  "processed_in, recorded_from_position, recorded_to_position, recorded_from, "
-                  "recorded_to")
-
-
-_FINDING_TYPES = (
-    ("firm_id", "text"), ("subject_type", "text"), ("subject_id", "text"),
-    ("regulation_id", "text"), ("valid_from", "date"), ("valid_to", "date"), ("status", "text"),
-    ("recorded_from_position", "bigint"), ("recorded_to_position", "bigint"),
-    ("recorded_from", "timestamptz"), ("recorded_to", "timestamptz"), ("citation", "text"),
-    ("explanation", "text"), ("evidence", "text"))
-_PIECE_TYPES = (
-    ("firm_id", "text"), ("activity_id", "text"), ("data_subject_country", "text"),
-    ("valid_from", "date"), ("valid_to", "date"), ("processed_in", "text"),
-    ("recorded_from_position", "bigint"), ("recorded_to_position", "bigint"),
-    ("recorded_from", "timestamptz"), ("recorded_to", "timestamptz"))
-_CLOSE = (("recorded_to_position", "bigint"), ("recorded_to", "timestamptz"))
-_FINDING_KEY = (("subject_type", "text"), ("subject_id", "text"), ("regulation_id", "text"),
-                ("valid_from", "date"), ("recorded_from_position", "bigint"))
-_PIECE_KEY = (("activity_id", "text"), ("data_subject_country", "text"), ("valid_from", "date"),
-              ("recorded_from_position", "bigint"))
+# The columns each read model writes and reads, in the registry's order (infra.schema).
+_FINDING_TYPES = FINDINGS.typed()
+_PIECE_TYPES = RESIDENCY.typed()
+_COLUMNS = ", ".join(c.name for c in _FINDING_TYPES)
+_PIECE_COLUMNS = ", ".join(c.name for c in _PIECE_TYPES)
+# What closing a row sets, and the key that finds it.
+_CLOSE = FINDINGS.typed("recorded_to_position", "recorded_to")
+_FINDING_KEY = FINDINGS.typed(*FINDINGS.key)
+_PIECE_KEY = RESIDENCY.typed(*RESIDENCY.key)
 
 
 class TrackingConflictError(Exception):

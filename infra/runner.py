@@ -373,23 +373,21 @@ class Workers:
                  checkpointer: Checkpointer | None = None, dispatch: bool = False) -> None:
         self.runner = ProjectionRunner(container, poll_interval=poll_interval)
         self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self.runner.run, args=(self.stop_event,),
-                                       name="projection-runner", daemon=True)
+        self.thread = self._thread(self.runner.run, "projection-runner")
         integrator = Integrator(container, poll_interval=poll_interval)  # the Merkle tree
-        self.threads = [self.thread, threading.Thread(target=integrator.run,
-                                                      args=(self.stop_event,),
-                                                      name="merkle-integrator", daemon=True)]
+        self.threads = [self.thread, self._thread(integrator.run, "merkle-integrator")]
         if checkpointer is not None:
-            self.threads.append(threading.Thread(target=checkpointer.run,
-                                                 args=(self.stop_event,),
-                                                 name="checkpointer", daemon=True))
+            self.threads.append(self._thread(checkpointer.run, "checkpointer"))
         if dispatch:
             settings = container.settings
             dispatcher = Dispatcher(container, timeout=settings.webhook_timeout,
                                     backoff_scale=settings.webhook_backoff_scale)
-            self.threads.append(threading.Thread(target=dispatcher.run,
-                                                 args=(self.stop_event, poll_interval),
-                                                 name="webhook-dispatcher", daemon=True))
+            self.threads.append(self._thread(dispatcher.run, "webhook-dispatcher",
+                                             poll_interval))
+
+    def _thread(self, run: Callable[..., None], name: str, *args: Any) -> threading.Thread:
+        return threading.Thread(target=run, args=(self.stop_event, *args), name=name,
+                                daemon=True)
 
     def start(self) -> None:
         for thread in self.threads:

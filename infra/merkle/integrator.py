@@ -48,24 +48,26 @@ def leaf_hashes(rows: Iterable[ChainRow], canonical_time: Callable[[Any], str],
     """The leaf hashes of chain rows continuing the chain at (`after`, `chain_hash`), and
     the chain hash they end at. Header texts are built as the chain's verifier builds them:
     a commit's time once, a sender's and topic's line end once."""
-    sha256, join = hashlib.sha256, b"".join
+    sha256, join, start_of = hashlib.sha256, b"".join, header_start
     hashes: list[bytes] = []
+    add = hashes.append
     senders: dict[str, HeaderEnds] = {}
     last_time: Any = object()
-    time_json = ""
+    time_json, last_by, ends = "", None, HeaderEnds("")
     expected = after + 1
     for (position, recorded_at, originator_id, version, _, prev_hash, hash_, by), \
             (_, topic, state) in rows:
         if position != expected or prev_hash != chain_hash:
             raise ChainGapError(expected, f"found position {position} with prev_hash "
                                 f"{prev_hash}, after {chain_hash}")
-        if recorded_at != last_time:
+        if recorded_at != last_time:  # a commit's events share their time: format it once
             last_time, time_json = recorded_at, json_string(canonical_time(recorded_at))
-        ends = senders.get(by)
-        if ends is None:
-            ends = senders[by] = HeaderEnds(by)
-        start = header_start(f'"{originator_id}"', version, position, time_json)
-        hashes.append(sha256(join((b"\x00", start, ends[topic], state))).digest())
+        if by != last_by:  # and their sender
+            found = senders.get(by)
+            ends = senders[by] = HeaderEnds(by) if found is None else found
+            last_by = by
+        start = start_of(f'"{originator_id}"', version, position, time_json)
+        add(sha256(join((b"\x00", start, ends[topic], state))).digest())
         expected, chain_hash = expected + 1, hash_
     return hashes, chain_hash
 

@@ -9,47 +9,20 @@
 - `chipledger_merkle_checkpoints (size, root, note, signed_at)`: every checkpoint note signed,
   immutable; `chipledger_merkle_cosignatures`: the witnesses' signature lines, append-only.
 
-The column types (integer, bigint, bytea, text) mean the same on both backends (SQLite gives
-`bytea` numeric affinity, which keeps a blob a blob), so one DDL serves both.
+The tables are declared in infra.schema (MERKLE_*), which renders both backends' DDL.
 """
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from infra.dialect import Dialect
 from infra.merkle.tiles import Edge, Tile, TileKey, TileReader
+from infra.schema import MERKLE_TILES
 from infra.seal import GENESIS_HASH
-from infra.store import Dialect
 
-TILES = "chipledger_merkle_tiles"
-STATE = "chipledger_merkle_state"
-NOTES = "chipledger_merkle_checkpoints"
-COSIGNATURES = "chipledger_merkle_cosignatures"
-IMMUTABLE = (TILES, NOTES, COSIGNATURES)
-_TILE_COLUMNS = (("level", "integer"), ("idx", "bigint"), ("hashes", "bytea"))
 TILE_CACHE = 4096  # full tiles kept in memory (8 KiB each): they never change
-
-
-def ddl(qualify: Callable[[str], str]) -> list[str]:
-    """The tables, with names as the backend qualifies them."""
-    return [
-        f"CREATE TABLE IF NOT EXISTS {qualify(TILES)} (level integer NOT NULL, "
-        "idx bigint NOT NULL, hashes bytea NOT NULL, PRIMARY KEY (level, idx))",
-        f"CREATE TABLE IF NOT EXISTS {qualify(STATE)} (singleton integer PRIMARY KEY "
-        "CHECK (singleton = 1), size bigint NOT NULL, chain_hash text NOT NULL, "
-        "edge bytea NOT NULL)",
-        f"CREATE TABLE IF NOT EXISTS {qualify(NOTES)} (size bigint PRIMARY KEY, "
-        "root bytea NOT NULL, note text NOT NULL, signed_at text NOT NULL)",
-        f"CREATE TABLE IF NOT EXISTS {qualify(COSIGNATURES)} (size bigint NOT NULL, "
-        "name text NOT NULL, key_id text NOT NULL, line text NOT NULL, added_at text NOT NULL, "
-        "PRIMARY KEY (size, name, key_id))",
-    ]
-
-
-def qualified(dialect: Dialect, table: str) -> str:
-    schema = getattr(dialect, "schema", None)  # PostgreSQL's dialect names its schema
-    return f'"{schema}".{table}' if schema else table
 
 
 @dataclass(frozen=True)
@@ -74,9 +47,9 @@ class SignedTree:
 class TreeStore:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self.tiles, self.state_table = qualified(dialect, TILES), qualified(dialect, STATE)
-        self.notes = qualified(dialect, NOTES)
-        self.cosignatures = qualified(dialect, COSIGNATURES)
+        self.tiles, self.state_table = dialect.merkle_tiles_table, dialect.merkle_state_table
+        self.notes = dialect.merkle_checkpoints_table
+        self.cosignatures = dialect.merkle_cosignatures_table
         self._cache: dict[TileKey, bytes] = {}
         self._cache_lock = threading.Lock()
 
@@ -108,7 +81,7 @@ class TreeStore:
                 (after.size, after.chain_hash, after.edge.to_bytes(), before))
             if cursor.rowcount != 1:
                 raise TreeMovedError()
-            d.insert_many(cursor, self.tiles, _TILE_COLUMNS, tiles)
+            d.insert_many(cursor, self.tiles, MERKLE_TILES.typed(), tiles)
 
     def fetch_tiles(self, keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
         found = {key: self._cache[key] for key in keys if key in self._cache}
