@@ -34,7 +34,8 @@ def check(holds, why):
 
 
 # 1. The checkpoint note: text, blank line, "— name base64(key ID || signature)" lines.
-name, key_id, key = vkey.split("+")[0], bytes.fromhex(vkey.split("+")[1]), vkey.split("+")[2]
+name, key_id, key = vkey.split("+", 2)  # the key's base64 may hold '+' itself
+key_id = bytes.fromhex(key_id)
 public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key)[1:])
 note = get("/v1/integrity/checkpoint")
 text, signatures = note.split("\n\n", 1)[0] + "\n", note.split("\n\n", 1)[1].splitlines()

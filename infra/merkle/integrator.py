@@ -112,9 +112,7 @@ class Integrator:
 
     def run(self, stop: threading.Event) -> None:
         """Follow the log until `stop` is set, while holding the lead."""
-        from infra.runner import _waiter  # the projection runner's, whose module starts this
-
-        waiter = _waiter(self.container, LEAD_NAME, self.poll_interval)
+        waiter = self.container.backend.waiter(LEAD_NAME, self.poll_interval)
         try:
             while not stop.is_set():
                 if not waiter.lead():

@@ -1,7 +1,7 @@
 """The commands an outside party runs against the Merkle tree: `chipledger witness` (check a
 ledger's new checkpoint against the last one accepted, cosign it, post the cosignature),
-`chipledger witness-key` (make a witness's key), and `verify --certificate` (check a posture
-certificate offline)."""
+`chipledger witness-key` (make a witness's key), and the check behind `verify --certificate`
+(a posture certificate, offline)."""
 
 import json
 import os
@@ -12,6 +12,7 @@ from typing import Annotated
 import httpx
 import typer
 
+from api.cli.app import cli
 from infra.merkle.certificate import verify_certificate
 from infra.merkle.cosignature import cosign
 from infra.merkle.note import NoteError
@@ -53,6 +54,7 @@ def verify_certificate_file(path: Path, public_key: str | None) -> None:
           f"committed to at size {check.checkpoint.size}, signed by its key")
 
 
+@cli.command()
 def witness(
     ledger: Annotated[str, typer.Option("--ledger", help="the ledger's base URL")],
     state: Annotated[Path, typer.Option("--state", help="this witness's state file (the last "
@@ -90,6 +92,7 @@ def witness(
     print(f"cosigned {checkpoint.origin} at size {checkpoint.size} as {signer.name}")
 
 
+@cli.command("witness-key")
 def witness_key(
     name: Annotated[str, typer.Option("--name", help="the witness's name, e.g. its domain")],
     key: Annotated[Path, typer.Option("--key", help="where to write the private key")],
