@@ -248,6 +248,9 @@ class WebhookEndpoint(Record):
     class WebhookEndpointCreated(Record.Created):
         TOPIC = "chipledger.WebhookEndpointCreated"
 
+    class WebhookEndpointChanged(Record.Event):
+        TOPIC = "chipledger.WebhookEndpointChanged"
+
     class WebhookSecretRotated(Record.Event):
         TOPIC = "chipledger.WebhookSecretRotated"
 

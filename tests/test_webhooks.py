@@ -346,8 +346,11 @@ def assert_fifo_per_firm(arrivals: list[Arrival], deliveries: list[dict[str, Any
 
 @pytest.fixture
 def hook_settings(settings: Settings) -> Settings:
+    # These tests follow single deliveries through the retry schedule: the circuit breaker
+    # (tests/infra/webhooks/test_breaker.py) is kept out of their way.
     return settings.model_copy(update={"webhook_allow_local": True, "webhook_timeout": TIMEOUT,
-                                       "webhook_backoff_scale": 0.001})
+                                       "webhook_backoff_scale": 0.001,
+                                       "webhook_breaker_failures": 1000})
 
 
 @pytest.fixture

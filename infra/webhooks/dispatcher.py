@@ -26,8 +26,10 @@ import structlog
 from infra.bootstrap import Container
 from infra.seal import format_time
 from infra.webhook_targets import Resolver, TargetRefused, system_resolver
+from infra.webhooks.breaker import BreakerPolicy
 from infra.webhooks.claims import ClaimStore, Room, signing_secrets
 from infra.webhooks.endpoints import DISPATCHER, Webhooks
+from infra.webhooks.pacing import Pacer
 from infra.webhooks.schedule import Claim, Outcome, judge
 from infra.webhooks.signing import message_body, retry_after, signed_headers
 from infra.webhooks.transport import AsyncPinnedTransport
@@ -50,8 +52,10 @@ class Dispatcher:
         self.webhooks = Webhooks(container)
         self.dialect = container.store.dialect
         self.name = f"dispatcher-{uuid.uuid4().hex[:8]}"
-        self.store = ClaimStore(self.dialect, self.name)
         self.timeout, self.backoff_scale = timeout, backoff_scale
+        self.store = ClaimStore(self.dialect, self.name, BreakerPolicy(
+            settings.webhook_breaker_failures, settings.webhook_breaker_cooldown,
+            probe_lease=timeout + 5.0))
         self.claim_seconds = claim_seconds or CLAIM_SECONDS
         self.max_in_flight = max_in_flight or settings.webhook_max_in_flight
         self.max_per_endpoint = max_per_endpoint or settings.webhook_max_in_flight_per_endpoint
@@ -64,7 +68,9 @@ class Dispatcher:
         self.loop = asyncio.new_event_loop()
         self.windows: dict[str, int] = {}  # chains an endpoint may have in flight now
         self.in_flight: Counter[str] = Counter()
-        self.enabled: set[str] = set()
+        self.sendable: set[str] = set()  # enabled, circuit closed, or probed by us
+        self.rates: dict[str, int | None] = {}  # max_per_second of each enabled endpoint
+        self.pacer = Pacer()
         self.secrets: dict[str, list[str]] = {}
         self.sent: Counter[str] = Counter()  # attempts sent, by endpoint
         self.chains: set[asyncio.Task[None]] = set()
@@ -137,7 +143,7 @@ class Dispatcher:
             return fanned
         rooms = {e: self._room(e) for e in self.windows}
         busy = [e for e, n in rooms.items() if n <= 0]
-        chains, self.enabled, secrets = await asyncio.to_thread(
+        chains, self.sendable, self.rates, secrets = await asyncio.to_thread(
             self._claim, lambda e: rooms.get(e, 1), busy, room)
         self.secrets.update(secrets)
         for chain in chains:
@@ -145,10 +151,12 @@ class Dispatcher:
         return fanned + len(chains)
 
     def _claim(self, room: Room, busy: list[str], limit: int
-               ) -> tuple[list[list[Claim]], set[str], dict[str, list[str]]]:
-        chains = self.store.claim(room, busy, self.claim_seconds, limit)
+               ) -> tuple[list[list[Claim]], set[str], dict[str, int | None],
+                          dict[str, list[str]]]:
+        chains, probes = self.store.claim(room, busy, self.claim_seconds, limit)
         secrets = signing_secrets(self.dialect, (c[0].endpoint_id for c in chains))
-        return chains, self.store.enabled(), secrets
+        rates, closed = self.store.sendable()
+        return chains, closed | probes, rates, secrets
 
     def _room(self, endpoint_id: str) -> int:
         return self.windows.get(endpoint_id, 1) - self.in_flight[endpoint_id]
@@ -178,9 +186,10 @@ class Dispatcher:
             rest = chain[i:]
             try:
                 lease_until = await self._keep_lease(rest, lease_until)
-                if lease_until is None or claim.endpoint_id not in self.enabled:
+                if lease_until is None or claim.endpoint_id not in self.sendable:
                     self._queue(released=rest)
                     return
+                await self.pacer.wait(claim.endpoint_id, self.rates.get(claim.endpoint_id))
                 outcome = await self._attempt(claim)
             except asyncio.CancelledError:
                 self._queue(released=rest)
@@ -238,7 +247,7 @@ class Dispatcher:
             self.windows[endpoint_id] = 1
 
     async def _gone(self, endpoint_id: str) -> None:
-        self.enabled.discard(endpoint_id)  # no other chain of it sends from now on
+        self.sendable.discard(endpoint_id)  # no other chain of it sends from now on
         await self._flushed()  # the delivery is dead before the endpoint is disabled
         await asyncio.to_thread(self.webhooks.disable, endpoint_id,
                                 "the receiver answered 410 Gone", recorded_by=DISPATCHER)
@@ -258,7 +267,10 @@ class Dispatcher:
             outcomes, released = self.outcomes, self.released
             self.outcomes, self.released = [], []
             try:
-                await asyncio.to_thread(self.store.record, outcomes, released)
+                opened = await asyncio.to_thread(self.store.record, outcomes, released)
+                self.sendable.difference_update(opened)  # its other chains stop too
+                for endpoint_id in opened:
+                    log.warning("webhook_circuit_opened", endpoint_id=endpoint_id)
             except Exception:  # their leases lapse: sent again, at least once
                 log.exception("webhook_outcomes_not_recorded", count=len(outcomes))
         if self.wake is not None:
