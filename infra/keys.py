@@ -31,12 +31,13 @@ class Permission(StrEnum):
     WRITE = "write"
     AUDIT = "audit"
     ADMIN = "admin"
+    REVIEW = "review"  # record a decision on a finding (never a verdict)
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.READER: frozenset({Permission.READ}),
-    Role.WRITER: frozenset({Permission.READ, Permission.WRITE}),
-    Role.AUDITOR: frozenset({Permission.READ, Permission.AUDIT}),
+    Role.WRITER: frozenset({Permission.READ, Permission.WRITE, Permission.REVIEW}),
+    Role.AUDITOR: frozenset({Permission.READ, Permission.AUDIT, Permission.REVIEW}),
     Role.ADMIN: frozenset(Permission),
 }
 

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     signing_key_file: str | None = None
     checkpoint_every_events: int = Field(default=1000, ge=1)
     checkpoint_every_seconds: float = Field(default=300, gt=0)
+    ui_session_idle_minutes: float = Field(default=30, gt=0, le=24 * 60)  # workbench sign-in
 
     @field_validator("database_url")
     @classmethod

@@ -1,5 +1,5 @@
 """The SSRF rule on the dispatcher's async path (infra/webhooks/transport.py), as
-tests/test_webhook_targets.py checks it on the synchronous one: pinned to a checked
+tests/api/test_webhook_targets.py checks it on the synchronous one: pinned to a checked
 address, verified against the name, refused when the name resolves somewhere local."""
 
 import asyncio
@@ -9,9 +9,9 @@ import pytest
 
 from infra.webhook_targets import TargetRefused
 from infra.webhooks.transport import AsyncPinnedTransport
+from tests.api.test_webhook_targets import Pki, TlsServer
+from tests.api.test_webhook_targets import tls as tls
 from tests.dns import Dns
-from tests.test_webhook_targets import Pki, TlsServer
-from tests.test_webhook_targets import tls as tls
 
 
 def post_all(transport: AsyncPinnedTransport, urls: list[str]) -> list[httpx.Response]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_webhooks import (
+from tests.api.test_webhooks import (
     POSTURE,
     Api,
     Pump,
