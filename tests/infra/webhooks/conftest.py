@@ -12,7 +12,7 @@ from infra.bootstrap import Container, bootstrap
 from infra.keys import KeyRing, Role
 from infra.settings import Settings
 from infra.webhooks import Dispatcher
-from tests.api.test_webhooks import TIMEOUT, Api, Pump, Receiver
+from tests.support.webhooks import TIMEOUT, Api, Pump, Receiver
 
 Build = Callable[..., Dispatcher]
 

@@ -11,7 +11,7 @@ from infra.webhook_targets import TargetRefused
 from infra.webhooks.transport import AsyncPinnedTransport
 from tests.api.test_webhook_targets import Pki, TlsServer
 from tests.api.test_webhook_targets import tls as tls
-from tests.dns import Dns
+from tests.support.dns import Dns
 
 
 def post_all(transport: AsyncPinnedTransport, urls: list[str]) -> list[httpx.Response]:

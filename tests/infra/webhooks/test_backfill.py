@@ -6,7 +6,7 @@ live deliveries go on. On SQLite and PostgreSQL, with real receivers."""
 from collections.abc import Callable
 from typing import Any
 
-from tests.api.test_webhooks import (
+from tests.support.webhooks import (
     POSTURE,
     Api,
     Arrival,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.test_webhooks import (
+from tests.support.webhooks import (
     POSTURE,
     Api,
     Pump,

@@ -9,8 +9,8 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from tests.api.test_webhooks import Api, Pump, Receiver, Reply
-from tests.data import WORLD, record_world
+from tests.support.data import WORLD, record_world
+from tests.support.webhooks import Api, Pump, Receiver, Reply
 
 TYPES = ["posture.changed", "residency.changed", "ledger.appended", "endpoint.disabled",
          "endpoint.circuit_opened"]

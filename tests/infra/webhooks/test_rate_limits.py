@@ -7,7 +7,7 @@ PostgreSQL."""
 from collections.abc import Callable
 from datetime import timedelta
 
-from tests.api.test_webhooks import Api, Pump, Receiver, firm, parse
+from tests.support.webhooks import Api, Pump, Receiver, firm, parse
 
 APPENDED = "ledger.appended"
 
