@@ -157,29 +157,25 @@ async def asyncapi_document(request: Request, _: Reader) -> dict[str, Any]:
     return asyncapi(request.url.netloc)
 
 
+# (method, path under /v1/webhooks, handler, route name)
+ROUTES = (
+    ("POST", "/endpoints", create_endpoint, "create_webhook_endpoint"),
+    ("GET", "/endpoints", list_endpoints, "list_webhook_endpoints"),
+    ("GET", "/endpoints/{endpoint_id}", read_endpoint, "read_webhook_endpoint"),
+    ("DELETE", "/endpoints/{endpoint_id}", disable_endpoint, "disable_webhook_endpoint"),
+    ("POST", "/endpoints/{endpoint_id}/secret-rotation", rotate_secret,
+     "rotate_webhook_secret"),
+    ("GET", "/endpoints/{endpoint_id}/deliveries", list_deliveries, "list_webhook_deliveries"),
+    ("POST", "/endpoints/{endpoint_id}/recovery", recover, "recover_webhook_deliveries"),
+    ("POST", "/endpoints/{endpoint_id}/changes", change_endpoint, "change_webhook_endpoint"),
+    ("POST", "/endpoints/{endpoint_id}/backfill", backfill, "backfill_webhook_endpoint"),
+    ("GET", "/event-types", event_types, "webhook_event_types"),
+    ("GET", "/asyncapi.json", asyncapi_document, "webhook_asyncapi"),
+)
+
+
 def install(app: FastAPI) -> None:
     router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
-    router.add_api_route("/endpoints", create_endpoint, methods=["POST"],
-                         name="create_webhook_endpoint")
-    router.add_api_route("/endpoints", list_endpoints, methods=["GET"],
-                         name="list_webhook_endpoints")
-    router.add_api_route("/endpoints/{endpoint_id}", read_endpoint, methods=["GET"],
-                         name="read_webhook_endpoint")
-    router.add_api_route("/endpoints/{endpoint_id}", disable_endpoint, methods=["DELETE"],
-                         name="disable_webhook_endpoint")
-    router.add_api_route("/endpoints/{endpoint_id}/secret-rotation", rotate_secret,
-                         methods=["POST"], name="rotate_webhook_secret")
-    router.add_api_route("/endpoints/{endpoint_id}/deliveries", list_deliveries,
-                         methods=["GET"], name="list_webhook_deliveries")
-    router.add_api_route("/endpoints/{endpoint_id}/recovery", recover, methods=["POST"],
-                         name="recover_webhook_deliveries")
-    router.add_api_route("/endpoints/{endpoint_id}/changes", change_endpoint,
-                         methods=["POST"], name="change_webhook_endpoint")
-    router.add_api_route("/endpoints/{endpoint_id}/backfill", backfill, methods=["POST"],
-                         name="backfill_webhook_endpoint")
-    router.add_api_route("/event-types", event_types, methods=["GET"],
-                         name="webhook_event_types")
-    router.add_api_route("/asyncapi.json", asyncapi_document, methods=["GET"],
-                         name="webhook_asyncapi")
+    for method, path, handler, name in ROUTES:
+        router.add_api_route(path, handler, methods=[method], name=name)
     app.include_router(router)
-

@@ -38,6 +38,7 @@ log = structlog.get_logger("chipledger.webhooks")
 
 CLAIM_SECONDS = 60.0  # a lease: longer than the default 15 s request timeout
 IDLE_POLL = 0.1  # seconds between looks for new work when there is none
+ROUND_GAP = 0.005  # seconds a round waits for other chains to finish with the first
 
 
 class Dispatcher:
@@ -114,10 +115,13 @@ class Dispatcher:
             await self._shutdown()
 
     async def _idle(self, seconds: float) -> None:
+        """Until a chain finishes or outcomes are written (room for more), or `seconds`;
+        then a moment more, so that one round claims for several finished chains."""
         assert self.wake is not None
         self.wake.clear()
         with suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), seconds)
+        await asyncio.sleep(ROUND_GAP)
 
     async def _shutdown(self) -> None:
         """In-flight sends are abandoned (their claims released, so another dispatcher

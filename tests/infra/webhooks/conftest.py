@@ -34,10 +34,21 @@ def hooked(settings: Settings, hook_update: dict[str, Any]) -> Iterator[Containe
 
 
 @pytest.fixture
-def api(hooked: Container) -> Iterator[Api]:
+def keys(hooked: Container) -> dict[Role, dict[str, str]]:
     ring = KeyRing(hooked.store)
-    keys = {role: {"Authorization": f"Bearer {ring.create(role)[1]}"} for role in Role}
+    return {role: {"Authorization": f"Bearer {ring.create(role)[1]}"} for role in Role}
+
+
+@pytest.fixture
+def api(hooked: Container, keys: dict[Role, dict[str, str]]) -> Iterator[Api]:
     with TestClient(create_app(container=hooked, workers=False)) as client:
+        yield Api(client, keys)
+
+
+@pytest.fixture
+def live(hooked: Container, keys: dict[Role, dict[str, str]]) -> Iterator[Api]:
+    """The app with its own background workers: the projection runner and the dispatcher."""
+    with TestClient(create_app(container=hooked)) as client:
         yield Api(client, keys)
 
 

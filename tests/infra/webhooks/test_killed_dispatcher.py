@@ -4,10 +4,8 @@ over, and the healthy receiver has every message, each firm's in order, none los
 and PostgreSQL, the dispatcher a process of its own."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,6 +25,7 @@ from tests.support.webhooks import (
     assert_fifo_per_firm,
     cure,
     firm,
+    kill_9_once,
     record_rule,
     violate,
 )
@@ -70,20 +69,8 @@ def test_nothing_is_lost_or_out_of_order_across_a_kill_9(
     # Step 1: another process dispatches, concurrently; it is killed mid-way, with the
     # tarpit's connection open and some of the healthy receiver's deliveries in flight.
     child = dispatch_elsewhere(database_url, tmp_path / "running")
-    try:
-        deadline = time.monotonic() + 60
-        while len(healthy.arrivals) < expected // 3:
-            assert child.poll() is None, child.stderr.read() if child.stderr else ""
-            assert time.monotonic() < deadline, "the dispatcher never got going"
-            time.sleep(0.01)
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(timeout=10)
-        if child.stderr:
-            child.stderr.close()
+    kill_9_once(child, lambda: len(healthy.arrivals) >= expected // 3,
+                "the dispatcher never got going")
     assert tarpit.accepted >= 1
     before = len(api.deliveries(created["id"], "succeeded"))
     assert before < expected
