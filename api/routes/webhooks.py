@@ -10,11 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.appends import parse_body, read_body
-from api.auth import Admin, Reader
-from api.reads import resolve_times
+from api.auth import Admin
+from api.deps import Reader, resolve_times
 from domain.bodies import MaxPerSecond
+from domain.times import format_time
 from domain.types import Text, Url
-from infra.seal import format_time
 from infra.webhooks import Endpoint, Webhooks
 from infra.webhooks.catalog import asyncapi, catalog
 
