@@ -70,6 +70,7 @@ class Dispatcher:
         self.windows: dict[str, int] = {}  # chains an endpoint may have in flight now
         self.in_flight: Counter[str] = Counter()
         self.sendable: set[str] = set()  # enabled, circuit closed, or probed by us
+        self.probing: set[str] = set()  # endpoints whose probe this dispatcher sends
         self.rates: dict[str, int | None] = {}  # max_per_second of each enabled endpoint
         self.pacer = Pacer()
         self.secrets: dict[str, list[str]] = {}
@@ -147,20 +148,22 @@ class Dispatcher:
             return fanned
         rooms = {e: self._room(e) for e in self.windows}
         busy = [e for e, n in rooms.items() if n <= 0]
-        chains, self.sendable, self.rates, secrets = await asyncio.to_thread(
+        chains, closed, probes, self.rates, secrets = await asyncio.to_thread(
             self._claim, lambda e: rooms.get(e, 1), busy, room)
+        self.probing |= probes  # until their chain is through: the probe is theirs
+        self.sendable = closed | self.probing
         self.secrets.update(secrets)
         for chain in chains:
             self._start(chain)
         return fanned + len(chains)
 
     def _claim(self, room: Room, busy: list[str], limit: int
-               ) -> tuple[list[list[Claim]], set[str], dict[str, int | None],
+               ) -> tuple[list[list[Claim]], set[str], set[str], dict[str, int | None],
                           dict[str, list[str]]]:
         chains, probes = self.store.claim(room, busy, self.claim_seconds, limit)
         secrets = signing_secrets(self.dialect, (c[0].endpoint_id for c in chains))
         rates, closed = self.store.sendable()
-        return chains, closed | probes, rates, secrets
+        return chains, closed, probes, rates, secrets
 
     def _room(self, endpoint_id: str) -> int:
         return self.windows.get(endpoint_id, 1) - self.in_flight[endpoint_id]
@@ -176,6 +179,7 @@ class Dispatcher:
     def _finished(self, task: "asyncio.Task[None]", endpoint_id: str) -> None:
         self.chains.discard(task)
         self.in_flight[endpoint_id] -= 1
+        self.probing.discard(endpoint_id)
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook_chain_failed", endpoint_id=endpoint_id,
                       error=repr(task.exception()))
