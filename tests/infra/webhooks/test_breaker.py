@@ -4,6 +4,8 @@ it; the state and counts are in GET /v1/webhooks/endpoints/{id} and /metrics; th
 endpoints subscribed hear `endpoint.circuit_opened` and `endpoint.disabled`. On SQLite and
 PostgreSQL, with real receivers."""
 
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -133,3 +135,45 @@ def test_a_failed_probe_opens_the_circuit_again_without_announcing_it_again(
     pump.for_a_while(0.3)
     assert [a.payload["type"] for a in watcher.arrivals] == [OPENED]
     assert POSTURE not in {a.payload["type"] for a in watcher.arrivals}
+
+
+def test_several_dispatchers_send_a_single_probe(
+    api: Api, hooked: Any, dispatchers: Any, receivers: Callable[[], Receiver]
+) -> None:
+    failing = receivers()
+    failing.default = Reply(503)
+    broken = api.endpoint(failing.url)["id"]
+    record_rule(api)
+    for n in (1, 2, 3):
+        api.record("firms", firm(n))
+        violate(api, n)
+    first = Pump(hooked, dispatchers())
+    first.until(lambda: endpoint(api, broken)["circuit"]["state"] == "open")
+    opened = len(failing.arrivals)
+
+    # Three dispatchers step at once after the cool-down. The probe is not answered within
+    # the timeout: a failure, which opens the circuit again; until then, and for a cool-down
+    # after, nothing else may be sent.
+    failing.default = Reply(200, delay=5.0)
+    others = [dispatchers() for _ in range(3)]
+    stop = threading.Event()
+
+    def step(d: Any) -> None:
+        while not stop.is_set():
+            d.step()
+            time.sleep(0.01)
+    threads = [threading.Thread(target=step, args=(d,)) for d in others]
+    for t in threads:
+        t.start()
+    try:
+        first.runner.catch_up()
+        deadline = time.monotonic() + COOLDOWN * 4
+        while len(failing.arrivals) == opened:
+            assert time.monotonic() < deadline, "no probe"
+            time.sleep(0.01)
+        time.sleep(0.5)  # the probe is out
+        assert len(failing.arrivals) == opened + 1
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
