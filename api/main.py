@@ -20,6 +20,7 @@ from api.routes import (
     replays,
     webhooks,
 )
+from api.version import chipledger_version
 from infra.bootstrap import Container, bootstrap
 from infra.checkpoints import Checkpointer, signing_key_for
 from infra.group_commit import GroupCommitter
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     app = FastAPI(
         title="chipledger",
-        version="0.1.0",
+        version=chipledger_version(),
         summary="Event-sourced, bitemporal audit ledger for AI-compute export control",
         lifespan=lifespan,
     )
