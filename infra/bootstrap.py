@@ -80,6 +80,5 @@ def bootstrap(settings: Settings | None = None) -> Container:
         raise RuntimeError(f"unexpected recorder {type(recorder).__name__} for "
                            f"{settings.backend}: refusing to run unsealed")
     store = LogStore(recorder.dialect)
-    ledger.existing = store.existing
-    ledger.events_of = store.events_of
+    ledger.batch_reads = store
     return Container(settings, ledger, store, Alarms(recorder.dialect))

@@ -48,6 +48,9 @@ class PostgresDialect(TableNames):
         self.events_table = f'"{schema}"."{events_table_name}"'
         self.name_tables(Qualify(schema))
 
+    def claim_lock(self, alias: str) -> str:
+        return f" FOR UPDATE OF {alias} SKIP LOCKED"
+
     def sql(self, statement: str) -> str:
         return statement
 

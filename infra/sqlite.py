@@ -39,6 +39,11 @@ class SQLiteDialect(TableNames):
         self.datastore = datastore
         self.name_tables(RENDERING.qualify)
 
+    def claim_lock(self, alias: str) -> str:
+        # Writes are serialised: a claim that raced another process's is refused (busy)
+        # when it writes, and tried again on the next round.
+        return ""
+
     def sql(self, statement: str) -> str:
         return statement.replace("%s", "?")
 
