@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import get_args
 
-from domain.aggregates import FindingReview as FindingReviewRecord
+from domain.aggregates import TYPE_TO_TOPIC
 from domain.application import Append
 from domain.bodies import FindingReview, ReviewDecision
 from domain.errors import FieldProblem, InvalidRecordError
@@ -24,7 +24,7 @@ from infra.seal import RecordedBy
 from infra.service import Answer, AppendService
 
 FindingKey = tuple[str, str, str]  # (subject_type, subject_id, regulation_id)
-REVIEWED_TOPIC = FindingReviewRecord.FindingReviewed.TOPIC
+REVIEWED_TOPIC = TYPE_TO_TOPIC["FindingReviewed"]
 DECISIONS: tuple[str, ...] = get_args(ReviewDecision.model_fields["decision"].annotation)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from infra.keys import Principal, Role
+from infra.keys import ApiKeyTable, Principal, Role
 from infra.store import LogStore
 
 # The key digest of a session opened while auth is disabled: it maps to no key.
@@ -80,7 +80,7 @@ class UiSessions:
     def _key_valid(self, key_hash: object) -> bool:
         if key_hash == NO_KEY:  # opened while auth was off: void once it is on again
             return self.auth_disabled
-        return self.store.find_api_key(str(key_hash)) is not None
+        return ApiKeyTable(self.dialect).find(str(key_hash)) is not None
 
     def _touch(self, token_hash: str) -> None:
         with self.dialect.transaction(commit=True) as cursor:

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from api.problems import Problem
 from api.reads import MAX_POSITION, resolve_times
 from api.workbench.web import SignedIn, Times, page
-from domain.aggregates import Regulation
+from domain.aggregates import TYPE_TO_TOPIC
 from domain.evaluator import in_force
 from domain.ids import is_record_id
 from domain.kinds import ALL_KINDS
@@ -67,7 +67,7 @@ async def event_page(request: Request, session: SignedIn,
 def regulations_view(store: LogStore, reads: ReadService, as_of: Any, known_at: Any
                      ) -> list[dict[str, Any]]:
     position = store.position_at(known_at)
-    enacted = store.entries_of_topics([Regulation.RegulationEnacted.TOPIC], upto=position)
+    enacted = store.entries_of_topics([TYPE_TO_TOPIC["RegulationEnacted"]], upto=position)
     shown = []
     for first in enacted:
         entries = store.entries_for(first.originator_id, upto=position)

@@ -431,8 +431,9 @@ class TestVerifiedKeyCache:
                                                                    container, monkeypatch):
         client, keys = app_and_keys
         reads = []
-        find = container.store.find_api_key
-        monkeypatch.setattr(container.store, "find_api_key",
+        keys_table = client.app.state.keyring.keys
+        find = keys_table.find
+        monkeypatch.setattr(keys_table, "find",
                             lambda key_hash: reads.append(key_hash) or find(key_hash))
         for n in range(3):
             response = client.post("/v1/firms", headers=bearer(keys[Role.WRITER]),

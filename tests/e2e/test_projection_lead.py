@@ -6,7 +6,6 @@ runner rather than racing it with a second one. Each process is a real `chipledg
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from typer.testing import CliRunner
 
 from api.cli import cli as chipledger
 from api.demo import story
+from bench.serving import free_port
 from infra.bootstrap import bootstrap
 from infra.lead import projection_lead
 from infra.settings import Settings
@@ -29,12 +29,6 @@ CHIPLEDGER = str(Path(sys.executable).parent / "chipledger")
 STORY_EVENTS = sum(len(lines) for _, lines in story())
 
 pytestmark = pytest.mark.slow  # processes beside each other
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _until(condition: Callable[[], Any], what: str, within: float = 60) -> None:
@@ -86,7 +80,7 @@ def processes() -> Iterator[list[Process]]:
 
 
 def serve(tmp_path: Path, name: str, database_url: str) -> tuple[Process, str]:
-    port = _free_port()
+    port = free_port()
     server = Process(tmp_path, name, database_url, "serve", "--port", str(port))
     base = f"http://127.0.0.1:{port}"
 

@@ -22,8 +22,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 import infra.postgres
+import infra.postgres.recorder
+import infra.sealing
 import infra.sqlite
-import infra.store
+import infra.sqlite.recorder
 from api.app import create_app
 from api.appends import parse_batch_line
 from domain.application import Append
@@ -54,7 +56,8 @@ class Step:
 
 
 def _function_in_modules(name: str) -> tuple[tuple[Any, str], ...]:
-    return tuple((module, name) for module in (infra.store, infra.postgres, infra.sqlite)
+    return tuple((module, name) for module in (infra.sealing, infra.postgres.recorder,
+                                                    infra.sqlite.recorder)
                  if hasattr(module, name))
 
 

@@ -20,8 +20,7 @@ from api.app import create_app
 from infra.bootstrap import Container, bootstrap
 from infra.keys import KeyRing, Role
 from infra.settings import Settings
-from tests.infra.webhooks.receivers import SocketReceiver, socket_receiver
-from tests.test_webhooks import (
+from tests.api.test_webhooks import (
     POSTURE,
     Api,
     Receiver,
@@ -34,6 +33,7 @@ from tests.test_webhooks import (
     violate,
     wait_until,
 )
+from tests.infra.webhooks.receivers import SocketReceiver, socket_receiver
 
 APPENDED = "ledger.appended"
 TARPIT_TIMEOUT = 20.0

@@ -1,26 +1,18 @@
-"""SQLite: the embedded default. Our recorder seals events in the writer's transaction."""
+"""SQLite's dialect: how the backend-neutral stores' SQL is written and run on it."""
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from eventsourcing.sqlite import SQLiteDatastore
 
-from infra.schema import IDEMPOTENCY, SEALS, ColumnType, Qualify, Rendering, TableNames
+from infra.dialect import Columns, Cursor, PageReader
+from infra.schema import ColumnType, Qualify, Rendering, TableNames
 from infra.seal import Seal, format_time, parse_time
-from infra.store import (
-    Columns,
-    Cursor,
-    OutdatedLedgerError,
-    seal_in_transaction,
-)
-
-_REFUSE = "SELECT RAISE(ABORT, 'chipledger: the ledger is append-only; {op} on {table} refused')"
-
+from infra.sqlite.pages import SQLitePages
 
 # The registry's neutral column types as SQLite stores them (infra.schema): times, dates and
 # ids as text, in the forms the dialect's to_db_* methods write.
@@ -33,7 +25,6 @@ RENDERING = Rendering("sqlite", TYPES, Qualify())
 class SQLiteDialect(TableNames):
     events_table = "stored_events"
     events_id = "rowid"
-    lateral_probes = False
 
     def __init__(self, datastore: SQLiteDatastore) -> None:
         self.datastore = datastore
@@ -104,48 +95,18 @@ class SQLiteDialect(TableNames):
              for s in seals],
         )
 
+    def pages(self) -> PageReader:
+        return SQLitePages(self)
 
-def _immutable(table: str) -> list[str]:
-    return [
-        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
-        f"BEGIN {_REFUSE.format(op=op, table=table)}; END"
-        for op in ("UPDATE", "DELETE")
-    ]
+    # No LATERAL in SQLite, whose planner probes by index anyway.
 
+    def rows_with_match(self, source: str, probe: str) -> str:
+        return f"SELECT w.n FROM {source} WHERE EXISTS ({probe})"
 
-class SealingSQLiteRecorder(SQLiteApplicationRecorder):
-    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
-        super().__init__(datastore, events_table_name)
-        self.dialect = SQLiteDialect(datastore)
+    def rows_joined(self, source: str, rows: str, column: str) -> str:
+        return f"{source} JOIN ({rows}) AS x ON x.{column.rsplit('.', 1)[-1]} = w.id"
 
-    def construct_create_table_statements(self) -> list[str]:
-        """The library's table, ours (rendered from infra.schema), the append-only triggers."""
-        return [
-            *super().construct_create_table_statements(),
-            *RENDERING.tables(),
-            *(statement for _, table in RENDERING.append_only(self.events_table_name)
-              for statement in _immutable(table)),
-        ]
-
-    def create_table(self) -> None:
-        super().create_table()
-        with self.datastore.transaction(commit=False) as c:
-            found = {(table, row["name"]) for table in (SEALS.name, IDEMPOTENCY.name)
-                     for row in c.sqlite_cursor.execute(f"PRAGMA table_info({table})")}
-        if not {(SEALS.name, "recorded_by"), (IDEMPOTENCY.name, "scope")} <= found:
-            raise OutdatedLedgerError()
-
-    def _insert_events(
-        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        """The events and their seals in the writer's transaction, which the library rolls
-        back when anything in it raises."""
-        ids = self._insert_stored_events(c, stored_events)
-        seal_in_transaction(self.dialect, c.sqlite_cursor, list(stored_events), ids, kwargs)
-        return ids
-
-    def _insert_stored_events(self, c: SQLiteCursor,
-                              stored_events: Sequence[StoredEvent]) -> list[int]:
-        ids = super()._insert_events(c, stored_events)
-        assert ids is not None
-        return list(ids)
+    def tuples(self, cursor: Cursor, statement: str,
+               params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        cursor.execute(statement, params)
+        return [tuple(row) for row in cursor.fetchall()]
