@@ -62,13 +62,14 @@ def test_the_review_form_records_a_review_and_refuses_a_bad_one(signed_in, clien
     form = {"csrf": csrf_of(html), "subject_type": subject_type, "subject_id": subject_id,
             "regulation_id": regulation_id, "reviewed_position": position.group(1),
             "decision": "accepted_risk", "reason": "board decision 2025-14",
-            "as_of": "2025-06-01"}
+            "as_of": "2025-06-01", "row": "1\r\nSet-Cookie: planted=1"}
     bad = page.post(f"/ui/firms/{VIOLATOR}/reviews", data={**form, "decision": "shrug"},
                     follow_redirects=False)
     assert bad.status_code == 422
     response = page.post(f"/ui/firms/{VIOLATOR}/reviews", data=form, follow_redirects=False)
     assert response.status_code == 303
-    assert response.headers["location"].startswith(f"/ui/firms/{VIOLATOR}?as_of=2025-06-01")
+    assert response.headers["location"] == f"/ui/firms/{VIOLATOR}?as_of=2025-06-01"
+    assert "planted" not in response.headers.get("set-cookie", "")
     (review,) = client.get(f"/v1/firms/{VIOLATOR}/reviews",
                            headers=as_role("reader")).json()["reviews"]
     assert (review["decision"], review["recorded_by"]["role"]) == ("accepted_risk", "auditor")
