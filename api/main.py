@@ -18,6 +18,7 @@ from api.routes import (
     proofs,
     records,
     replays,
+    reviews,
     webhooks,
 )
 from api.version import chipledger_version
@@ -39,7 +40,7 @@ from infra.workers import Workers
 log = structlog.get_logger("chipledger.api")
 # In the order they are matched (no two of their paths overlap).
 ROUTERS = (appends.router, events.router, replays.router, firms.router, records.router,
-           integrity.router, proofs.router, ops.router)
+           reviews.router, integrity.router, proofs.router, ops.router)
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None, *,
