@@ -1,12 +1,11 @@
-"""The compliance workbench under /ui/: server-rendered pages on the API's own use cases,
-and the review capability (POST /v1/reviews, GET /v1/firms/{id}/reviews)."""
+"""The compliance workbench under /ui/: server-rendered pages on the API's own use cases."""
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from api.problems import Problem
-from api.workbench import audit, firm, records, reviews_api, signin, worklist
+from api.workbench import audit, firm, records, signin, worklist
 from api.workbench.web import HERE, SignInRequiredError, page, see_other
 from domain.errors import RecordNotFoundError
 from infra.bootstrap import Container
@@ -18,7 +17,6 @@ from infra.ui_sessions import UiSessions
 def install(app: FastAPI) -> None:
     """Install after api.problems: the workbench's problem handlers answer /ui/ pages in HTML
     and hand every other path the API's own problem+json."""
-    reviews_api.install(app)
     for module in (signin, worklist, firm, records, audit):
         app.include_router(module.router)
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui_static")
