@@ -19,7 +19,7 @@ from infra.gc_pause import gc_paused
 from infra.seal import RecordedBy, Seal, Submission, format_time
 from infra.store import LogEntry, LogStore
 from infra.verify import Verification, verify_rows
-from projections.records import ReadService as RecordReads
+from projections.lists import ListService as RecordReads
 from projections.records import entry_json
 
 log = structlog.get_logger("chipledger.service")
@@ -187,7 +187,8 @@ class AnswerBuilder:
 
 
 class ReadService(RecordReads):
-    """Records as of (projections.records) over a container's log, and the chain's check."""
+    """Records as of and their lists (projections.records, .lists) over a container's log,
+    and the chain's check."""
 
     def __init__(self, container: Container) -> None:
         super().__init__(container.store)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
+from api.cursors import decode_cursor, encode_cursor
 from api.deps import (
     FirmMoment,
     KnownMoment,
@@ -29,15 +30,17 @@ router = APIRouter(prefix="/v1", tags=["posture"])
 async def list_firms(
     _: Reader, service: Postures, moment: FirmMoment,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(description="the last firm id of the previous page")
+    cursor: Annotated[str | None, Query(description="the next_cursor of the previous page")
                       ] = None,
 ) -> dict[str, Any]:
     """Firms with their posture and residency status on `as_of`."""
-    reading, page = await run_in_threadpool(service.firms_page, moment, limit, cursor)
+    after = decode_cursor(cursor, "firm")
+    reading, page = await run_in_threadpool(service.firms_page, moment, limit, after)
     rows = [{"id": f.firm_id, "name": f.facts.get("name"), "hq_country": f.facts.get("hq_country"),
              "status": f.status.value, "residency_status": f.residency_status.value}
             for f in page.firms]
-    return {**reading_json(reading), "firms": rows, "next_cursor": page.next_cursor}
+    return {**reading_json(reading), "firms": rows,
+            "next_cursor": encode_cursor("firm", page.next_cursor) if page.next_cursor else None}
 
 
 @router.get("/posture", name="read_all_postures")
