@@ -10,7 +10,7 @@ from typing import Any
 from api.problems import Problem, invalid
 
 
-def encode_cursor(scope: str, after: str | int) -> str:
+def encode_cursor(scope: str, after: str | int | tuple[str, ...]) -> str:
     raw = json.dumps({"list": scope, "after": after}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -20,16 +20,30 @@ def decode_cursor(cursor: str | None, scope: str, kind: type[str] | type[int] = 
     """Where the previous page of list `scope` ended (None for the first page)."""
     if cursor is None:
         return None
+    after = _after(cursor, scope)
+    if type(after) is not kind or (isinstance(after, int) and after < 0):
+        raise _bad_cursor()
+    return after
+
+
+def decode_key_cursor(cursor: str | None, scope: str) -> tuple[str, str, str] | None:
+    """`decode_cursor` for a list paged by a finding's key (subject type, id, regulation)."""
+    if cursor is None:
+        return None
+    after = _after(cursor, scope)
+    if not (isinstance(after, list) and len(after) == 3 and all(type(a) is str for a in after)):
+        raise _bad_cursor()
+    return after[0], after[1], after[2]
+
+
+def _after(cursor: str, scope: str) -> Any:
     try:
         found = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise _bad_cursor() from None
     if not isinstance(found, dict) or found.get("list") != scope:
         raise _bad_cursor()
-    after = found.get("after")
-    if type(after) is not kind or (isinstance(after, int) and after < 0):
-        raise _bad_cursor()
-    return after
+    return found.get("after")
 
 
 def _bad_cursor() -> Problem:

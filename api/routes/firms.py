@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
-from api.cursors import decode_cursor, encode_cursor
+from api.cursors import decode_cursor, decode_key_cursor, encode_cursor
 from api.deps import (
     FirmMoment,
     KnownMoment,
@@ -47,22 +47,42 @@ async def list_firms(
 async def read_all_postures(
     _: Reader, service: Postures, moment: FirmMoment,
     status: Annotated[Status | None, Query(description="only firms with this status")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="firms a page")] = 100,
+    cursor: Annotated[str | None, Query(description="the next_cursor of the previous page")
+                      ] = None,
 ) -> dict[str, Any]:
-    """Every firm's posture on `as_of` as known at `known_at` (no finding: compliant)."""
-    reading, postures = await run_in_threadpool(service.every_posture, moment)
-    selected = [p for p in postures if status is None or p.status is status]
+    """Every firm's posture on `as_of` as known at `known_at` (no finding: compliant), a page
+    of firms at a time, with how many firms have each status."""
+    after = decode_cursor(cursor, "posture")
+    reading, page = await run_in_threadpool(service.postures_page, moment, limit, after, status)
     return {**reading_json(reading), "status": status.value if status else None,
+            "counts": _counts(page.counts),
             "firms": [{"firm_id": p.firm_id, "status": p.status.value,
-                       "findings": [finding_json(f) for f in p.findings]} for p in selected]}
+                       "findings": [finding_json(f) for f in p.findings]} for p in page.postures],
+            "next_cursor": encode_cursor("posture", page.next_after) if page.next_after else None}
 
 
 @router.get("/firms/{firm_id}/posture", name="read_firm_posture")
-async def read_posture(firm_id: str, _: Reader, service: Postures, moment: FirmMoment
-                       ) -> dict[str, Any]:
-    """The firm's worst status on `as_of` as known at `known_at`, with its findings."""
-    reading, posture = await run_in_threadpool(service.firm_posture, check_firm_id(firm_id),
-                                               moment)
-    return posture_json(posture, reading)
+async def read_posture(
+    firm_id: str, _: Reader, service: Postures, moment: FirmMoment,
+    limit: Annotated[int, Query(ge=1, le=1000, description="findings a page")] = 100,
+    cursor: Annotated[str | None, Query(description="the next_cursor of the previous page")
+                      ] = None,
+) -> dict[str, Any]:
+    """The firm's worst status on `as_of` as known at `known_at`, the count of its findings
+    by status, and a page of them in (subject_type, subject_id, regulation_id) order."""
+    scope = f"posture:{check_firm_id(firm_id)}"
+    after = decode_key_cursor(cursor, scope)
+    reading, page = await run_in_threadpool(service.firm_posture_page, firm_id, moment, limit,
+                                            after)
+    more = encode_cursor(scope, page.next_after) if page.next_after else None
+    return {**posture_json(page.posture, reading), "counts": _counts(page.counts),
+            "next_cursor": more}
+
+
+def _counts(found: dict[str, int]) -> dict[str, int]:
+    """Every status, zero when no finding has it."""
+    return {s.value: found.get(s.value, 0) for s in Status}
 
 
 @router.get("/firms/{firm_id}/residency", name="read_firm_residency")
