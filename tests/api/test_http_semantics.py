@@ -4,9 +4,11 @@ SQLite and PostgreSQL through the real app."""
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
+from infra.bootstrap import Container
 from tests.support.data import ALIBABA, LEASE, record_world
 
 Headers = dict[str, str]
@@ -63,3 +65,24 @@ def test_an_idempotency_key_compares_the_content_not_the_bytes(
     other = client.post("/v1/firms", content=json.dumps({**ALIBABA, "name": "Other"}),
                         headers=headers)
     assert other.status_code == 422
+
+
+def test_an_idempotency_key_is_kept_for_its_time_then_is_a_new_request(
+        client: TestClient, writer: Headers, container: Container) -> None:
+    headers = {**writer, "Idempotency-Key": "firm-2"}
+    first = client.post("/v1/firms", json=ALIBABA, headers=headers)
+    assert first.status_code == 201
+    assert container.settings.idempotency_ttl == 24 * 3600  # the documented default
+    # Inside the time, another body under the key is refused ...
+    other = {**ALIBABA, "id": "alibaba-2"}
+    assert client.post("/v1/firms", json=other, headers=headers).status_code == 422
+    # ... and once the answer is older than that, the key names a new request.
+    dialect = container.store.dialect
+    with dialect.transaction(commit=True) as cursor:
+        cursor.execute(dialect.sql(f"UPDATE {dialect.idempotency_table} SET created_at = %s"),
+                       (dialect.to_db_time(datetime.now(UTC) - timedelta(hours=25)),))
+    later = client.post("/v1/firms", json=other, headers=headers)
+    assert later.status_code == 201, later.text
+    assert later.json()["id"] == "alibaba-2"
+    replay = client.post("/v1/firms", json=other, headers=headers)
+    assert replay.headers["idempotent-replayed"] == "true"
