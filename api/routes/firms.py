@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.cursors import decode_cursor, decode_key_cursor, encode_cursor
 from api.deps import (
+    Certify,
     FirmMoment,
     KnownMoment,
     Postures,
@@ -24,6 +25,9 @@ from domain.types import Status
 from projections.posture import Restatement
 
 router = APIRouter(prefix="/v1", tags=["posture"])
+WithProofs = Annotated[bool, Query(description=(
+    "add the signed checkpoint of the Merkle tree and an inclusion proof of every evidence "
+    "position"))]
 
 
 @router.get("/firms", name="list_firms")
@@ -64,20 +68,25 @@ async def read_all_postures(
 
 @router.get("/firms/{firm_id}/posture", name="read_firm_posture")
 async def read_posture(
-    firm_id: str, _: Reader, service: Postures, moment: FirmMoment,
+    firm_id: str, _: Reader, service: Postures, moment: FirmMoment, certifier: Certify,
+    proofs: WithProofs = False,
     limit: Annotated[int, Query(ge=1, le=1000, description="findings a page")] = 100,
     cursor: Annotated[str | None, Query(description="the next_cursor of the previous page")
                       ] = None,
 ) -> dict[str, Any]:
     """The firm's worst status on `as_of` as known at `known_at`, the count of its findings
-    by status, and a page of them in (subject_type, subject_id, regulation_id) order."""
+    by status, and a page of them in (subject_type, subject_id, regulation_id) order (and
+    with `proofs`, the Merkle tree's checkpoint and each evidence event's inclusion proof)."""
     scope = f"posture:{check_firm_id(firm_id)}"
     after = decode_key_cursor(cursor, scope)
     reading, page = await run_in_threadpool(service.firm_posture_page, firm_id, moment, limit,
                                             after)
     more = encode_cursor(scope, page.next_after) if page.next_after else None
-    return {**posture_json(page.posture, reading), "counts": _counts(page.counts),
-            "next_cursor": more}
+    answer = {**posture_json(page.posture, reading), "counts": _counts(page.counts),
+              "next_cursor": more}
+    if proofs:
+        answer["proofs"] = await run_in_threadpool(certifier.proofs, answer)
+    return answer
 
 
 def _counts(found: dict[str, int]) -> dict[str, int]:
