@@ -41,6 +41,10 @@ def action_segment(spec: KindSpec, role: Role) -> str:
         return "corrections"
     if role is Role.DILIGENCE:
         return "due-diligence"
+    if role is Role.SUSPEND:
+        return "suspension"
+    if role is Role.REINSTATE:
+        return "reinstatement"
     if role is Role.CHANGE:
         return "amendments" if spec.kind in ("regulation", "lease") else "changes"
     return {"regulation": "rescission", "licence": "revocation", "lease": "termination",

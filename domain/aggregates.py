@@ -151,6 +151,12 @@ class Regulation(Record):
     class RegulationRescinded(Record.Event):
         TOPIC = "chipledger.RegulationRescinded"
 
+    class RegulationSuspended(Record.Event):
+        TOPIC = "chipledger.RegulationSuspended"
+
+    class RegulationReinstated(Record.Event):
+        TOPIC = "chipledger.RegulationReinstated"
+
 
 class Licence(Record):
     TOPIC = "chipledger.Licence"

@@ -168,6 +168,19 @@ class RegulationRescission(Ending):
     announced_on: Day | None = None
 
 
+class RegulationSuspension(Body):
+    """Out of force from `effective_from` through `until` (inclusive; open when absent)."""
+
+    effective_from: Day
+    until: Day | None = None
+    reason: Text | None = None
+
+
+class RegulationReinstatement(Body):
+    effective_from: Day
+    reason: Text | None = None
+
+
 # licences --------------------------------------------------------------------------------------
 
 

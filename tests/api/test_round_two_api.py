@@ -1,0 +1,89 @@
+"""Round two of domain.md through the real HTTP API, on SQLite and on PostgreSQL:
+suspensions and reinstatements, licence draw-down, ownership, restricted parties.
+
+Each refusal is a 422 naming the field, and writes nothing (the log's head does not move).
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.data import ALIBABA, H20, H20_RULE
+from tests.test_posture_api import Ledger, ledger_for, shipment
+
+Headers = dict[str, str]
+H20_REG = H20_RULE["id"]
+
+
+def _head(client: TestClient, reader: Headers) -> int:
+    response = client.get("/v1/integrity", headers=reader)
+    assert response.status_code == 200, response.text
+    head: int = response.json()["head_position"]
+    return head
+
+
+def refused(book: Ledger, path: str, body: dict[str, Any], field: str) -> dict[str, Any]:
+    """A 422 naming `field`, after which the log is as it was."""
+    before = _head(book.client, book.reader)
+    response = book.client.post(f"/v1/{path}", json=body, headers=book.writer)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem: dict[str, Any] = response.json()
+    assert any(e["loc"][-1] == field or e["field"].endswith(field) for e in problem["errors"]), \
+        problem
+    assert _head(book.client, book.reader) == before
+    return problem
+
+
+def statuses(book: Ledger, firm: str, as_of: str) -> dict[str, str]:
+    body = book.get(f"firms/{firm}/posture", as_of=as_of)
+    return {f["subject_id"]: f["status"] for f in body["findings"]}
+
+
+# suspensions -----------------------------------------------------------------------------------
+
+
+def test_a_suspended_regulation_is_not_in_force_on_the_days_its_suspension_covers(
+        client: TestClient, writer: Headers, as_role: Callable[[str], Headers]) -> None:
+    book = ledger_for(client, writer, as_role)
+    book.record_all(("chip-models", H20), ("firms", ALIBABA), ("regulations", H20_RULE))
+    book.record(f"regulations/{H20_REG}/suspension",
+                {"effective_from": "2025-11-10", "until": "2026-11-09", "reason": "trade deal"})
+    book.record_all(("shipments", shipment("s-oct", "2025-10-01")),
+                    ("shipments", shipment("s-dec", "2025-12-01")),
+                    ("shipments", shipment("s-after", "2026-11-10")))
+    # In force before and after the suspension; not during it.
+    assert statuses(book, "alibaba", "2026-12-01") == {"s-oct": "violation",
+                                                       "s-after": "violation"}
+    # A reinstatement from 2026-01-01 ends the suspension that day: s-jan is judged again.
+    book.record(f"regulations/{H20_REG}/reinstatement", {"effective_from": "2026-01-01"})
+    book.record("shipments", shipment("s-jan", "2026-01-05"))
+    assert statuses(book, "alibaba", "2026-02-01") == {"s-oct": "violation",
+                                                       "s-jan": "violation"}
+    # The regulation's history holds both events, typed as domain.md names them.
+    history = book.get(f"regulations/{H20_REG}/history")
+    types = [e["type"] for e in (history["events"] if isinstance(history, dict)
+                                 and "events" in history else history)]
+    assert types[-2:] == ["RegulationSuspended", "RegulationReinstated"]
+
+
+def test_a_suspension_until_before_its_effective_from_is_refused_naming_until(
+        client: TestClient, writer: Headers, as_role: Callable[[str], Headers]) -> None:
+    book = ledger_for(client, writer, as_role)
+    book.record_all(("chip-models", H20), ("firms", ALIBABA), ("regulations", H20_RULE))
+    refused(book, f"regulations/{H20_REG}/suspension",
+            {"effective_from": "2025-11-10", "until": "2025-11-09"}, "until")
+
+
+def test_a_reinstatement_on_a_day_no_suspension_covers_is_refused_naming_effective_from(
+        client: TestClient, writer: Headers, as_role: Callable[[str], Headers]) -> None:
+    book = ledger_for(client, writer, as_role)
+    book.record_all(("chip-models", H20), ("firms", ALIBABA), ("regulations", H20_RULE))
+    refused(book, f"regulations/{H20_REG}/reinstatement", {"effective_from": "2025-11-10"},
+            "effective_from")
+    book.record(f"regulations/{H20_REG}/suspension",
+                {"effective_from": "2025-11-10", "until": "2025-11-30"})
+    refused(book, f"regulations/{H20_REG}/reinstatement", {"effective_from": "2025-12-01"},
+            "effective_from")
+    book.record(f"regulations/{H20_REG}/reinstatement", {"effective_from": "2025-11-20"})
