@@ -39,7 +39,11 @@ class World:
         self._licences_by_holder: dict[str, set[str]] = defaultdict(set)
         self._subjects_by_firm: dict[str, set[SubjectRef]] = defaultdict(set)
         self._children: dict[str, set[str]] = defaultdict(set)
+        self._naming_licence: dict[str, set[str]] = defaultdict(set)  # licence -> shipments
+        # A shipment's consignees before corrections named another (rare: kept only then).
+        self._former_consignees: dict[str, set[str]] = defaultdict(set)
         self.regulation_stamp = 0  # moves on every regulation event: keys derived caches
+        self.revision = 0  # moves on every event folded in: keys caches of the whole world
         self.memo: dict[Any, Any] = {}
 
     # building ---------------------------------------------------------------------------------
@@ -62,6 +66,7 @@ class World:
               share: Callable[[Any], dict[str, Any]]) -> RecordState | None:
         if position is not None and position > self.position:
             self.position = position
+        self.revision += 1
         spec = KINDS.get(kind)
         if spec is None:
             return None
@@ -70,6 +75,9 @@ class World:
         if state is None:
             record_id = sys.intern(record_id)
             state = records[record_id] = RecordState(spec, record_id)
+        if kind == "shipment" and state.original.get("consignee_firm_id") not in (
+                None, data.get("consignee_firm_id", state.original.get("consignee_firm_id"))):
+            self._former_consignees[record_id].add(state.original["consignee_firm_id"])
         owned = share(data)  # the record keeps it without another copy
         self._index(kind, state.record_id, owned)  # before take(), which may pop fields
         state.take(event_type, owned, position)
@@ -79,6 +87,8 @@ class World:
 
     def _index(self, kind: str, record_id: str, data: Mapping[str, Any]) -> None:
         """Index every value a record has ever named: over-reaching only costs a recompute."""
+        if kind == "shipment" and data.get("licence_id"):
+            self._naming_licence[data["licence_id"]].add(record_id)
         field = _INDEXED_FIELD.get(kind)
         value = data.get(field) if field is not None else None
         if not value:
@@ -121,7 +131,30 @@ class World:
         return found
 
     def touched_by(self, kind: str, record_id: str) -> set[SubjectRef]:
-        """The subjects whose findings an event on this record can change."""
+        """The subjects whose findings an event on this record can change: those it names,
+        and every shipment that could draw on the same licences as a shipment among them."""
+        touched = self._touched(kind, record_id)
+        if kind == "licence":
+            touched |= {SubjectRef("shipment", s) for s in self._naming_licence.get(record_id, ())}
+        return touched | self._co_drawers(touched)
+
+    def _co_drawers(self, touched: set[SubjectRef]) -> set[SubjectRef]:
+        """The consignees' other shipments, for each consignee that holds a licence with a
+        quantity: what one draws changes what is left for the others (domain.md)."""
+        consignees = set()
+        for ref in touched:
+            state = self.get("shipment", ref.record_id) if ref.kind == "shipment" else None
+            if state is not None:
+                consignees |= {state.original.get("consignee_firm_id"),
+                               *self._former_consignees.get(ref.record_id, ())}
+        return {s for firm in consignees if firm and self._holds_quantities(firm)
+                for s in self._subjects_by_firm.get(firm, ()) if s.kind == "shipment"}
+
+    def _holds_quantities(self, firm_id: str) -> bool:
+        return any(lic.original.get("quantity") is not None
+                   for lic in self.licences_held_by(firm_id))
+
+    def _touched(self, kind: str, record_id: str) -> set[SubjectRef]:
         if kind not in KINDS:
             return set()
         if kind in SUBJECT_KINDS:

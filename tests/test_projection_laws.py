@@ -185,6 +185,12 @@ def _day(draw: st.DrawFn) -> str:
     return draw(DAYS).isoformat()
 
 
+def _new_day(draw: st.DrawFn, taken: set[str]) -> str:
+    day = draw(DAYS.map(date.isoformat).filter(lambda d: d not in taken))
+    taken.add(day)
+    return day
+
+
 def _later_day(draw: st.DrawFn, after: str) -> str:
     return (date.fromisoformat(after) + timedelta(days=draw(st.integers(0, 400)))).isoformat()
 
@@ -289,6 +295,8 @@ def histories(draw: st.DrawFn) -> History:
                 "destination_countries": _subset(draw, DESTINATIONS), "valid_from": valid_from}
         if draw(st.booleans()):
             body["valid_to"] = _later_day(draw, valid_from)
+        if draw(st.booleans()):  # a quantity the shipments drawn here can exhaust
+            body["quantity"] = draw(st.sampled_from([8, 800, 1000, 1600]))
         licences.append(b.create("licence", body))
         grants[body["id"]] = body
     regulations = []
@@ -322,12 +330,15 @@ def histories(draw: st.DrawFn) -> History:
             body["ends_on"] = _later_day(draw, starts_on)
         leases.append(b.create("lease", body))
     shipments = []
+    # Distinct ship dates: draws then follow shipped_on alone, and law (b) holds in any
+    # arrival order (on a tie, the ShipmentRecorded positions decide: domain.md).
+    shipped: set[str] = set()
     for n in range(draw(st.integers(1, 3))):
         body = {"id": f"ship-{n}", "chip_model": draw(st.sampled_from(chips)),
                 "quantity": draw(st.sampled_from([8, 800])), "exporter": "NVIDIA",
                 "from_country": draw(st.sampled_from(["US", "MY", "SG"])),
                 "to_country": draw(DESTINATION),
-                "consignee_firm_id": draw(lessee), "shipped_on": _day(draw)}
+                "consignee_firm_id": draw(lessee), "shipped_on": _new_day(draw, shipped)}
         if grants and draw(st.booleans()):  # a shipment some licence might cover
             grant = grants[draw(st.sampled_from(licences))]
             body["consignee_firm_id"] = grant["holder_firm_id"]
@@ -394,6 +405,14 @@ def histories(draw: st.DrawFn) -> History:
         for _ in range(draw(later_ops)):
             if _sometimes(draw, 4):
                 b.later("regulation", regulation, "rescission", {"effective_from": _day(draw)})
+            elif _sometimes(draw, 3):
+                start = _day(draw)
+                until = {"until": _later_day(draw, start)} if draw(st.booleans()) else {}
+                b.later("regulation", regulation, "suspension", {"effective_from": start,
+                                                                 **until})
+                if draw(st.booleans()):
+                    b.later("regulation", regulation, "reinstatement",
+                            {"effective_from": _later_day(draw, start)})
             else:
                 kind = draw(st.sampled_from([current["kind"]] * 3 + list(RULE_KINDS)))
                 b.later("regulation", regulation, "amendments",
@@ -431,7 +450,7 @@ def histories(draw: st.DrawFn) -> History:
                 "to_country": lambda: draw(st.sampled_from(DESTINATIONS)),
                 "from_country": lambda: draw(st.sampled_from(["US", "MY", "SG"])),
                 "consignee_firm_id": lambda: draw(st.sampled_from(firms)),
-                "shipped_on": lambda: _day(draw),
+                "shipped_on": lambda: _new_day(draw, shipped),
                 "quantity": lambda: draw(st.sampled_from([8, 800])),
             }
             patch = _some(draw, options)

@@ -116,7 +116,8 @@ def judge_lease(scratch: Scratch, lease: RecordState, regulation: RecordState,
         return Verdict(Status.ATTENTION, f"{what}; {regulation.record_id} flags this until due "
                        "diligence is recorded.", evidence)
     authority = rule.licence_authority or ""
-    licence, consulted = covering_licence(world, authority, firm_id, chip_id, country, day)
+    licence, consulted = covering_licence(world, authority, firm_id, chip_id, country, day,
+                                          facts["chip_count"])
     evidence |= positions(*consulted)
     if licence is not None:
         return Verdict(Status.COMPLIANT, f"{what}, covered by {authority} licence "

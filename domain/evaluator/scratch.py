@@ -3,8 +3,9 @@
 from datetime import date
 from typing import Any
 
-from domain.evaluator.shared import chain_firms, hq_chain
+from domain.evaluator.shared import chain_firms, chip_matches, hq_chain
 from domain.records import RecordState
+from domain.rules import ChipSelector
 from domain.world import World
 
 
@@ -51,3 +52,10 @@ class Scratch:
         if firm_id not in self.firms:
             self.firms[firm_id] = chain_firms(self.world, firm_id)
         return self.firms[firm_id]
+
+    def matching_chip(self, selector: ChipSelector, chip_id: str, day: date
+                      ) -> RecordState | None:
+        """The chip model the subject names, if it is one the selector picks on `day`."""
+        chip = self.world.get("chip_model", chip_id)
+        facts = self.facts_on(chip, day) if chip else None
+        return chip if chip_matches(selector, chip_id, facts) else None

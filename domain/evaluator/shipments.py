@@ -1,10 +1,13 @@
-"""export_licence: a shipment, judged on its shipped_on."""
+"""export_licence: a shipment, judged on its shipped_on, covered by what it draws."""
 
 from datetime import date
+from typing import Any
 
+from domain.evaluator.drawdown import Draw, draw_for
 from domain.evaluator.findings import Verdict
+from domain.evaluator.licence_need import export_scope
 from domain.evaluator.scratch import Scratch
-from domain.evaluator.shared import chip_matches, covering_licence, positions
+from domain.evaluator.shared import positions
 from domain.records import RecordState
 from domain.rules import ExportLicenceRule
 from domain.types import Status
@@ -12,31 +15,33 @@ from domain.types import Status
 
 def judge_shipment(scratch: Scratch, shipment: RecordState, regulation: RecordState,
                    rule: ExportLicenceRule, day: date) -> Verdict | None:
-    world = scratch.world
     facts = scratch.facts_on(shipment, day)
-    chip_id = facts["chip_model"]
-    chip = world.get("chip_model", chip_id)
-    if not chip_matches(rule.chips, chip_id, scratch.facts_on(chip, day) if chip else None):
+    chip = export_scope(scratch, facts, rule, day)
+    if chip is None:
         return None
     consignee = facts["consignee_firm_id"]
-    chain = scratch.hq_chain(consignee, day)
-    if rule.to_countries is None and rule.consignee_hq_countries is None:
-        destination = True
+    draw = draw_for(scratch, shipment, rule.licence_authority)
+    evidence = positions(shipment, regulation, chip, *scratch.chain_firms(consignee))
+    return licence_verdict(shipment, facts, regulation, rule.licence_authority, draw,
+                           evidence | draw.evidence, day)
+
+
+def licence_verdict(shipment: RecordState, facts: dict[str, Any], regulation: RecordState,
+                    authority: str, draw: Draw, evidence: frozenset[int], day: date,
+                    because: str = "") -> Verdict:
+    """Covered by the licence it draws on, or a violation saying why none covers it."""
+    what = (f"Shipment {shipment.record_id} of {facts['quantity']} {facts['chip_model']} to "
+            f"{facts['to_country']} on {day}{because}")
+    if draw.licence is not None:
+        left = "" if draw.left is None else \
+            f", which has {draw.left:,} of {int(draw.licence.original['quantity']):,} left"
+        return Verdict(Status.COMPLIANT, f"{what} is covered by {authority} licence "
+                       f"{draw.licence.record_id} under {regulation.record_id}{left}.", evidence)
+    if draw.named:
+        why = (f"it names licence {shipment.original.get('licence_id')}, which does not cover "
+               f"it: {draw.why_not}")
     else:
-        destination = facts["to_country"] in (rule.to_countries or ()) or any(
-            hq in (rule.consignee_hq_countries or ()) for _, hq in chain)
-    if not destination:
-        return None
-    if rule.from_countries is not None and facts["from_country"] not in rule.from_countries:
-        return None
-    licence, consulted = covering_licence(world, rule.licence_authority, consignee, chip_id,
-                                          facts["to_country"], day)
-    evidence = positions(shipment, regulation, chip, *consulted,
-                         *scratch.chain_firms(consignee))
-    what = (f"Shipment {shipment.record_id} of {facts['quantity']} {chip_id} to "
-            f"{facts['to_country']} on {day}")
-    if licence is not None:
-        return Verdict(Status.COMPLIANT, f"{what} is covered by {rule.licence_authority} "
-                       f"licence {licence.record_id} under {regulation.record_id}.", evidence)
-    return Verdict(Status.VIOLATION, f"{what} needs a {rule.licence_authority} licence under "
-                   f"{regulation.record_id}; none held by {consignee} covers it.", evidence)
+        why = f"none held by {facts['consignee_firm_id']} covers it" + \
+            (f" ({draw.why_not})" if draw.why_not else "")
+    return Verdict(Status.VIOLATION, f"{what} needs a {authority} licence under "
+                   f"{regulation.record_id}; {why}.", evidence)

@@ -11,6 +11,7 @@ from domain.evaluator import in_force
 from domain.kinds import Role
 from domain.records import LoggedEvent, check_event
 from domain.types import Status
+from domain.world import SubjectRef
 from tests.unit.test_evaluator import H20_RULE, Book, base, remote_rule
 
 C, V = Status.COMPLIANT, Status.VIOLATION
@@ -27,6 +28,25 @@ class Law(Book):
 
     def reinstate(self, reg_id: str, on: str) -> int:
         return self._log("regulation", reg_id, Role.REINSTATE, {"effective_from": on})
+
+    def quota(self, licence_id: str, quantity: int | None, holder: str = "alibaba",
+              chips: tuple[str, ...] = ("nvidia-h20",), countries: tuple[str, ...] = ("CN",),
+              valid_from: str = "2025-01-01", valid_to: str | None = None,
+              authority: str = "US-BIS") -> int:
+        return self._create("licence", licence_id, authority=authority, holder_firm_id=holder,
+                            chip_models=list(chips), destination_countries=list(countries),
+                            valid_from=valid_from, valid_to=valid_to, quantity=quantity)
+
+    def ship(self, shipment_id: str, shipped_on: str, quantity: int = 800,
+             licence: str | None = None, **fields: Any) -> int:
+        body = {"chip_model": "nvidia-h20", "quantity": quantity, "from_country": "US",
+                "to_country": "CN", "consignee_firm_id": "alibaba", "shipped_on": shipped_on,
+                "licence_id": licence, **fields}
+        return self._create("shipment", shipment_id, **body)
+
+    def explanation(self, shipment_id: str) -> str:
+        [only] = self.findings("shipment", shipment_id)
+        return only.explanation
 
 
 def law() -> Law:
@@ -119,3 +139,205 @@ def test_a_suspension_covering_every_day_equals_no_regulation():
 
 def book_day(day: str) -> date:
     return date.fromisoformat(day)
+
+
+# Licence quantities -----------------------------------------------------------------------------
+
+
+def h20_law() -> Law:
+    book = law()
+    book.regulation("reg", H20_RULE, "2025-04-09")
+    return book
+
+
+def test_licence_quantity_is_the_total_over_all_shipments_the_third_shipment_finds_it_spent():
+    book = h20_law()
+    book.quota("lic-1000", 1000)
+    book.ship("s1", "2025-05-01", 400)
+    book.ship("s2", "2025-05-02", 400)
+    book.ship("s3", "2025-05-03", 400)
+    assert [book.status("shipment", s) for s in ("s1", "s2", "s3")] == [C, C, V]
+    assert "licence lic-1000 has 200 of 1,000 left; shipment s3 needs 400" in \
+        book.explanation("s3")
+    assert "which has 600 of 1,000 left" in book.explanation("s1")
+
+
+def test_licence_quantity_shipments_draw_in_order_of_shipped_on_not_of_recording():
+    book = h20_law()
+    book.quota("lic", 1000)
+    book.ship("late", "2025-06-01", 800)
+    book.ship("early", "2025-05-01", 800)
+    assert (book.status("shipment", "early"), book.status("shipment", "late")) == (C, V)
+    assert "licence lic has 200 of 1,000 left; shipment late needs 800" in \
+        book.explanation("late")
+
+
+def test_licence_quantity_ties_on_shipped_on_go_by_the_position_of_shipment_recorded():
+    book = h20_law()
+    book.quota("lic", 1000)
+    book.ship("b-first", "2025-05-01", 800)
+    book.ship("a-second", "2025-05-01", 800)
+    assert (book.status("shipment", "b-first"), book.status("shipment", "a-second")) == (C, V)
+
+
+def test_licence_quantity_a_licence_without_quantity_always_has_enough():
+    book = h20_law()
+    book.quota("lic", None)
+    for n in range(5):
+        book.ship(f"s{n}", f"2025-05-0{n + 1}", 10**6)
+    assert {book.status("shipment", f"s{n}") for n in range(5)} == {C}
+
+
+def test_licence_quantity_a_shipment_finding_no_licence_with_enough_draws_nothing():
+    book = h20_law()
+    book.quota("lic", 1000)
+    book.ship("big", "2025-05-01", 1200)
+    book.ship("small", "2025-05-02", 1000)
+    assert (book.status("shipment", "big"), book.status("shipment", "small")) == (V, C)
+
+
+def test_licence_quantity_the_covering_licence_with_the_earliest_valid_to_is_drawn_first():
+    book = h20_law()
+    book.quota("open", 1000)
+    book.quota("z-late", 1000, valid_to="2025-12-31")
+    book.quota("a-late", 1000, valid_to="2025-12-31")
+    book.quota("soon", 1000, valid_to="2025-06-30")
+    book.ship("s1", "2025-05-01", 800)
+    book.ship("s2", "2025-05-02", 800)
+    book.ship("s3", "2025-05-03", 800)
+    book.ship("s4", "2025-05-04", 800)
+    drawn = [book.explanation(s).split("licence ")[1].split(" ")[0] for s in
+             ("s1", "s2", "s3", "s4")]
+    assert drawn == ["soon", "a-late", "z-late", "open"]
+
+
+def test_licence_quantity_a_licence_not_valid_on_shipped_on_is_not_drawn():
+    book = h20_law()
+    book.quota("expired", 1000, valid_to="2025-04-30")
+    book.quota("later", 1000)
+    book.ship("s1", "2025-05-01", 800)
+    assert "licence later" in book.explanation("s1")
+
+
+def test_licence_quantity_a_shipment_naming_a_licence_is_covered_only_by_that_licence():
+    book = h20_law()
+    book.quota("named", 500)
+    book.quota("other", None)
+    book.ship("s1", "2025-05-01", 800, licence="named")
+    assert book.status("shipment", "s1") == V
+    assert "it names licence named, which does not cover it: licence named has 500 of 500 " \
+        "left; shipment s1 needs 800" in book.explanation("s1")
+    book.ship("s2", "2025-05-02", 800)  # names none: the other licence covers it
+    assert "licence other" in book.explanation("s2")
+
+
+@pytest.mark.parametrize(("licence", "why"), [
+    ({"holder": "grab"}, "licence named is held by grab"),
+    ({"chips": ("nvidia-h100",)}, "licence named is not for nvidia-h20"),
+    ({"countries": ("SG",)}, "licence named is not for CN"),
+    ({"valid_from": "2025-06-01"}, "licence named is not valid on 2025-05-01"),
+])
+def test_licence_quantity_the_explanation_says_why_a_named_licence_does_not_cover(
+        licence: dict[str, Any], why: str) -> None:
+    book = h20_law()
+    book.quota("named", 1000, **licence)
+    book.ship("s1", "2025-05-01", 800, licence="named")
+    assert book.status("shipment", "s1") == V
+    assert why in book.explanation("s1")
+
+
+def test_licence_quantity_the_explanation_says_a_named_licence_was_revoked():
+    book = h20_law()
+    book.quota("named", 1000)
+    book.revoke("named", "2025-04-15")
+    book.ship("s1", "2025-05-01", 800, licence="named")
+    assert "licence named was revoked from 2025-04-15" in book.explanation("s1")
+
+
+def test_licence_quantity_a_shipment_no_regulation_binds_draws_nothing():
+    book = h20_law()
+    book.quota("lic", 1000)
+    book.ship("before", "2025-03-01", 800)  # before the requirement: no draw
+    book.ship("after", "2025-05-01", 800)
+    assert book.status("shipment", "before") is None
+    assert book.status("shipment", "after") == C
+
+
+def test_licence_quantity_a_shipment_naming_a_licence_draws_on_it_even_where_no_rule_binds():
+    book = h20_law()
+    book.quota("lic", 1000)
+    book.ship("named-early", "2025-03-01", 800, licence="lic")
+    book.ship("after", "2025-05-01", 800)
+    assert book.status("shipment", "after") == V
+
+
+def test_licence_quantity_each_shipment_draws_at_most_one_licence_per_authority():
+    book = h20_law()
+    book.regulation("reg-2", H20_RULE, "2025-04-09")  # a second rule of the same authority
+    book.quota("lic", 1000)
+    book.ship("s1", "2025-05-01", 600)
+    book.ship("s2", "2025-05-02", 400)
+    assert {f.status for f in book.findings("shipment", "s2")} == {C}
+
+
+def test_licence_quantity_a_correction_of_shipped_on_reorders_the_draws_and_restates():
+    book = h20_law()
+    book.quota("lic", 1000)
+    book.ship("s1", "2025-05-01", 800)
+    book.ship("s2", "2025-05-02", 800)
+    assert (book.status("shipment", "s1"), book.status("shipment", "s2")) == (C, V)
+    book.correct_shipment("s1", shipped_on="2025-05-03")
+    assert (book.status("shipment", "s1"), book.status("shipment", "s2")) == (V, C)
+
+
+def test_licence_quantity_a_correction_of_a_quantity_restates_later_shipments():
+    book = h20_law()
+    book.quota("lic", 1000)
+    book.ship("s1", "2025-05-01", 800)
+    book.ship("s2", "2025-05-02", 200)
+    book.ship("s3", "2025-05-03", 100)
+    assert book.status("shipment", "s3") == V
+    book.correct_shipment("s1", quantity=700)
+    assert book.status("shipment", "s3") == C
+
+
+def test_licence_quantity_caps_a_lease_only_when_its_chip_count_that_day_is_within_it():
+    book = h20_law()
+    book.regulation("remote", remote_rule(), "2025-01-01")
+    book.quota("lease-lic", 1024, holder="alibaba-sg", chips=("nvidia-h100",),
+               countries=("MY",))
+    book.lease("l1", count=1024, starts_on="2025-04-01", ends_on="2025-12-31")
+    book.lease("l2", count=1024, starts_on="2025-04-01", ends_on="2025-12-31")
+    book.amend_lease("l1", "2025-07-01", chip_count=2048)
+    assert book.spans("lease", "l1") == [("remote", "2025-04-01", "2025-07-01", C),
+                                         ("remote", "2025-07-01", "2026-01-01", V)]
+    # No draw-down for leases: the second lease is covered too.
+    assert book.spans("lease", "l2") == [("remote", "2025-04-01", "2026-01-01", C)]
+
+
+def test_licence_quantity_a_shipment_touches_every_shipment_of_its_consignee_holding_quantities():
+    book = h20_law()
+    book.quota("lic", 1000)
+    book.ship("s1", "2025-05-01")
+    book.ship("s2", "2025-05-02")
+    book.shipment("other", consignee="alibaba-sg")
+    touched = book.world.touched_by("shipment", "s2")
+    assert touched == {SubjectRef("shipment", "s1"), SubjectRef("shipment", "s2")}
+    # A correction moving s2 to another consignee still touches the shipments it left.
+    book.correct_shipment("s2", consignee_firm_id="alibaba-sg")
+    assert SubjectRef("shipment", "s1") in book.world.touched_by("shipment", "s2")
+
+
+def test_licence_quantity_without_quantities_a_shipment_touches_only_itself():
+    book = h20_law()
+    book.quota("lic", None)
+    book.ship("s1", "2025-05-01")
+    book.ship("s2", "2025-05-02")
+    assert book.world.touched_by("shipment", "s2") == {SubjectRef("shipment", "s2")}
+
+
+def test_licence_quantity_a_licence_touches_the_shipments_that_name_it_whoever_holds_it():
+    book = h20_law()
+    book.quota("lic", 1000, holder="grab")
+    book.ship("s1", "2025-05-01", licence="lic")
+    assert SubjectRef("shipment", "s1") in book.world.touched_by("licence", "lic")
