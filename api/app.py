@@ -10,7 +10,7 @@ import structlog
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import appends, audit, ops, posture, problems, reads, replays, webhooks
+from api import appends, audit, ops, posture, problems, reads, replays, webhooks, workbench
 from api.problems import Problem
 from infra.bootstrap import Container, bootstrap
 from infra.checkpoints import Checkpointer, signing_key_for
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     audit.install(app)
     ops.install(app)
     webhooks.install(app)
+    workbench.install(app)
     app.add_middleware(Observe)
     return app
 
@@ -92,6 +93,7 @@ def wire(app: FastAPI, container: Container) -> None:
     app.state.signing_key = signing_key_for(container)
     app.state.checkpointer = Checkpointer(container, app.state.signing_key)
     app.state.webhooks = Webhooks(container)
+    workbench.wire(app, container)
 
 
 class Observe:

@@ -13,6 +13,7 @@ from domain.ids import record_uuid
 from domain.kinds import (
     CHIP_MODEL,
     DATA_CENTRE,
+    FINDING_REVIEW,
     FIRM,
     LEASE,
     LICENCE,
@@ -261,10 +262,24 @@ class WebhookEndpoint(Record):
         TOPIC = "chipledger.WebhookEndpointDisabled"
 
 
+class FindingReview(Record):
+    TOPIC = "chipledger.FindingReview"
+    SPEC = FINDING_REVIEW
+
+    class Event(Record.Event):
+        TOPIC = "chipledger.FindingReview.Event"
+
+    class Created(Record.Created):
+        TOPIC = "chipledger.FindingReview.Created"
+
+    class FindingReviewed(Record.Created):
+        TOPIC = "chipledger.FindingReviewed"
+
+
 AGGREGATES: dict[str, type[Record]] = {
     cls.SPEC.kind: cls
     for cls in (ChipModel, Firm, DataCentre, Regulation, Licence, Lease, Shipment,
-                ProcessingActivity, WebhookEndpoint)
+                ProcessingActivity, WebhookEndpoint, FindingReview)
 }
 # The stored topic of every event, for reading the log without the classes.
 TOPIC_TO_TYPE: dict[str, str] = {

@@ -7,14 +7,14 @@ the seal and the idempotency record in the same transaction as the events.
 """
 
 import copy
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import Recording, StoredEvent
+from eventsourcing.persistence import Recording
 
 from domain.aggregates import AGGREGATES, Record
 from domain.bodies import Body
@@ -28,6 +28,7 @@ from domain.errors import (
 )
 from domain.ids import record_uuid
 from domain.kinds import ALL_KINDS, Role
+from domain.persistence import LedgerRecorder
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,10 @@ class Staged:
 
 class Ledger(Application[UUID]):
     name = "Ledger"
-    # Set by the composition root: given aggregate ids, answers those in the log, in one
-    # query, so a batch need not ask about its records one by one; and the stored events of
-    # many aggregates in one query, so a batch need not load its records one by one.
-    existing: Callable[[set[UUID]], set[UUID]] | None = None
-    events_of: Callable[[set[UUID]], dict[UUID, list[StoredEvent]]] | None = None
+    # Given by the composition root when the backend answers many aggregates in one query
+    # (which are in the log, and their stored events), so a batch need not ask about or load
+    # its records one by one. None: asked one by one, through the library's recorder.
+    batch_reads: LedgerRecorder | None = None
 
     def get_record(self, kind: str, record_id: str) -> Record:
         try:
@@ -130,7 +130,7 @@ class Ledger(Application[UUID]):
     def prefetch(self, staged: Staged, appends: list[Append],
                  targets: list[tuple[str, UUID]] | None = None) -> None:
         """Learn in one query which of the records the appends name are in the log."""
-        if self.existing is None or len(appends) < 2:
+        if self.batch_reads is None or len(appends) < 2:
             return
         if targets is None:
             targets = [(a.target_id, record_uuid(a.kind, a.target_id)) for a in appends]
@@ -151,11 +151,11 @@ class Ledger(Application[UUID]):
                 else:
                     referenced.add(record_uuid(kind, value))
         wanted = referenced | named.keys()
-        staged.present = self.existing(wanted)
+        staged.present = self.batch_reads.existing(wanted)
         staged.absent = wanted - staged.present
         loaded = (named.keys() & staged.present) - staged.records.keys()
-        if staged.drafts and self.events_of is not None and loaded:
-            for originator_id, stored in self.events_of(loaded).items():
+        if staged.drafts and loaded:
+            for originator_id, stored in self.batch_reads.events_of(loaded).items():
                 staged.records[originator_id] = DraftRecord.load(*named[originator_id], stored)
 
     def commit(self, staged: Staged, **save_kwargs: Any) -> list[Recording[UUID]]:

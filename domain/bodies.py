@@ -341,3 +341,22 @@ class WebhookSecretRotation(Correction):
 
 class WebhookEndpointDisabling(Ending):
     pass
+
+
+# finding reviews (a reviewer's decision; never a verdict) -------------------------------------
+
+
+class ReviewDecision(Body):
+    """What a reviewer sends: the finding, the decision and the answer it was taken on."""
+
+    firm_id: RecordId
+    subject_type: Literal["lease", "shipment", "processing_activity"]
+    subject_id: RecordId
+    regulation_id: RecordId
+    decision: Literal["acknowledged", "remediation_planned", "accepted_risk", "false_positive"]
+    reason: Annotated[Text, StringConstraints(min_length=1)]
+    reviewed_position: Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+class FindingReview(ReviewDecision):
+    id: RecordId

@@ -148,6 +148,16 @@ WEBHOOK_ENDPOINT = KindSpec(
     },
 )
 
+# Not a compliance record either: a reviewer's decision on a finding, sealed in the log with
+# who recorded it. The evaluator never reads it, so a review never changes a verdict.
+FINDING_REVIEW = KindSpec(
+    "finding_review",
+    "reviews",
+    {Role.CREATE: "FindingReviewed"},
+    {Role.CREATE: b.FindingReview},
+    references={"firm_id": "firm", "regulation_id": "regulation"},
+)
+
 # The compliance records: appended and read through the generic routes, judged by the
 # evaluator.
 KINDS: dict[str, KindSpec] = {
@@ -155,7 +165,8 @@ KINDS: dict[str, KindSpec] = {
     for s in (CHIP_MODEL, FIRM, DATA_CENTRE, REGULATION, LICENCE, LEASE, SHIPMENT,
               PROCESSING_ACTIVITY)
 }
-ALL_KINDS: dict[str, KindSpec] = {**KINDS, WEBHOOK_ENDPOINT.kind: WEBHOOK_ENDPOINT}
+ALL_KINDS: dict[str, KindSpec] = {**KINDS, WEBHOOK_ENDPOINT.kind: WEBHOOK_ENDPOINT,
+                                  FINDING_REVIEW.kind: FINDING_REVIEW}
 BY_COLLECTION: dict[str, KindSpec] = {s.collection: s for s in KINDS.values()}
 _ROLE_BY_TYPE: dict[str, Role] = {t: r for s in ALL_KINDS.values() for r, t in s.events.items()}
 KIND_BY_EVENT_TYPE: dict[str, KindSpec] = {

@@ -10,7 +10,7 @@ it, clearing it removes it.
 from dataclasses import dataclass
 from datetime import datetime
 
-from infra.store import Cursor, Dialect
+from infra.dialect import Cursor, Dialect
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,11 @@ from infra.settings import Settings
 from infra.sqlite import SealingSQLiteRecorder
 from infra.store import LogStore
 
-SQLITE_RECORDER = "infra.sqlite:SealingSQLiteRecorder"
-POSTGRES_RECORDER = "infra.postgres:SealingPostgresRecorder"
+SQLITE_RECORDER = "infra.sqlite.recorder:SealingSQLiteRecorder"
+POSTGRES_RECORDER = "infra.postgres.recorder:SealingPostgresRecorder"
 # The library's factories, with the deadlines of infra.deadlines on their connections
-SQLITE_FACTORY = "infra.deadlines:DeadlineSQLiteFactory"
-POSTGRES_FACTORY = "infra.deadlines:DeadlinePostgresFactory"
+SQLITE_FACTORY = "infra.sqlite.deadlines:DeadlineSQLiteFactory"
+POSTGRES_FACTORY = "infra.postgres.deadlines:DeadlinePostgresFactory"
 
 
 def library_env(settings: Settings) -> dict[str, str]:
@@ -80,6 +80,5 @@ def bootstrap(settings: Settings | None = None) -> Container:
         raise RuntimeError(f"unexpected recorder {type(recorder).__name__} for "
                            f"{settings.backend}: refusing to run unsealed")
     store = LogStore(recorder.dialect)
-    ledger.existing = store.existing
-    ledger.events_of = store.events_of
+    ledger.batch_reads = store
     return Container(settings, ledger, store, Alarms(recorder.dialect))

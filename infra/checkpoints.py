@@ -33,8 +33,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from infra.bootstrap import Container
+from infra.dialect import Dialect, database_now
 from infra.seal import ALGORITHM, format_time, parse_time
-from infra.store import Dialect, LogEntry, LogStore
+from infra.store import LogEntry, LogStore
 from infra.verify import ChainRow, Sealed, Verification, verify_chain, verify_rows
 
 log = structlog.get_logger("chipledger.checkpoints")
@@ -470,7 +471,7 @@ class KeyRegistry:
         latest = CheckpointStore(self.store).latest()
         key_id, public = (latest.key_id, latest.public_key) if latest else \
             (key.key_id, base64.b64encode(key.public_raw).decode())
-        now = self.store.dialect_now()  # before the write: see LogStore.add_api_key
+        now = database_now(self.dialect)  # before the write: see database_now
         with self.dialect.transaction(commit=True) as cursor:
             cursor.execute(self.dialect.sql(
                 f"INSERT INTO {self.dialect.signing_key_table} (singleton, key_id, public_key, "

@@ -15,33 +15,23 @@ the idle ones (the same failure most likely cut them too), and new connections a
 again within seconds of the database coming back, not minutes.
 
 On SQLite (in-process, no network) the busy timeout and the pool's checkout timeout are the
-database timeout.
+database timeout. Each backend's connections and pool are in its folder
+(infra.postgres.deadlines, infra.sqlite.deadlines); this module holds the calls' clock.
 """
 
-import math
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from time import monotonic
-from typing import Any
 
-import psycopg
-import psycopg_pool
 from eventsourcing.persistence import ConnectionUnavailableError
-from eventsourcing.postgres import ConnectionPool, PostgresDatastore, PostgresFactory
-from eventsourcing.sqlite import SQLiteFactory
-from eventsourcing.utils import Environment, EnvType
-from psycopg.abc import RV, PQGen
-from psycopg.rows import DictRow
+from eventsourcing.utils import Environment
+
+from infra.postgres.errors import unavailable as postgres_unavailable
+from infra.sqlite.errors import unavailable as sqlite_unavailable
 
 TIMEOUT_KEY = "CHIPLEDGER_DATABASE_TIMEOUT"  # our key in the library's environment
-# How long the pool keeps retrying a connection before it lets the slot go (a later checkout
-# starts again with a short delay): its backoff doubles, up to minutes at psycopg's default.
-RECONNECT_SECONDS = 10.0
-_SQLITE_UNAVAILABLE = ("database is locked", "database table is locked",
-                       "unable to open database file", "disk i/o error")
 
 
 class DatabaseTimeoutError(Exception):
@@ -88,6 +78,22 @@ def call_timeout() -> float | None:
     return calls.timeout if calls else None
 
 
+def current_calls() -> _Calls | None:
+    """The deadline of the calls in this context, if they have one."""
+    return _CALLS.get()
+
+
+def answered() -> None:
+    """The database answered the call: the next call has a clock of its own."""
+    calls = _CALLS.get()
+    if calls is not None:
+        calls.started = None
+
+
+def env_timeout(env: Environment) -> float:
+    return float(env.get(TIMEOUT_KEY) or 5.0)
+
+
 def is_unavailable(error: BaseException) -> bool:
     """Whether `error` says the database could not be reached or did not answer in time (not
     that it refused what it was asked): the first error in the chain of causes we know."""
@@ -95,110 +101,10 @@ def is_unavailable(error: BaseException) -> bool:
     while seen is not None:
         if isinstance(seen, DatabaseTimeoutError | ConnectionUnavailableError):
             return True
-        if isinstance(seen, psycopg.OperationalError | psycopg.InterfaceError):
-            return True
-        if isinstance(seen, sqlite3.OperationalError):
-            return str(seen).lower().startswith(_SQLITE_UNAVAILABLE)
-        if isinstance(seen, psycopg.Error | sqlite3.Error):
-            return False
+        verdict = postgres_unavailable(seen)
+        if verdict is None:
+            verdict = sqlite_unavailable(seen)
+        if verdict is not None:
+            return verdict
         seen = seen.__cause__
     return False
-
-
-# PostgreSQL -----------------------------------------------------------------------------------
-
-
-class DeadlineConnection(psycopg.Connection[DictRow]):
-    """A connection whose every wait for the server ends at the call's deadline."""
-
-    def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
-        limit = call_timeout()
-        if limit is None or (timeout is not None and timeout <= limit):
-            return super().wait(gen, interval, timeout)
-        try:
-            return super().wait(gen, interval, limit)
-        except psycopg.errors._WaitTimeout:  # psycopg's own: callers of wait(timeout) convert it
-            # Mid-protocol: the connection cannot be used again, and an answer arriving later
-            # must never be taken for another statement's.
-            self.close()
-            raise DatabaseTimeoutError(limit) from None
-
-
-class DeadlinePool(ConnectionPool[DeadlineConnection]):
-    """The library's pool, with checkouts bounded by the call's deadline."""
-
-    def getconn(self, timeout: float | None = None) -> DeadlineConnection:
-        calls = _CALLS.get()
-        if calls is None:
-            return super().getconn(timeout)
-        left = calls.left()
-        bound = min(left, self.timeout if timeout is None else timeout)
-        try:
-            return super().getconn(bound)
-        except psycopg_pool.PoolTimeout:
-            if bound >= left:
-                raise DatabaseTimeoutError(calls.timeout) from None
-            raise
-
-    @contextmanager
-    def connection(self, timeout: float | None = None) -> Iterator[DeadlineConnection]:
-        with super().connection(timeout) as conn:
-            try:
-                yield conn
-            except BaseException as error:
-                if conn.closed or conn.broken:
-                    self.drain()  # idle connections went through the same outage
-                if not is_unavailable(error):
-                    _answered()  # refused, say, but answered
-                raise
-        _answered()
-
-
-def _answered() -> None:
-    """The database answered the call: the next call has a clock of its own."""
-    calls = _CALLS.get()
-    if calls is not None:
-        calls.started = None
-
-
-def _bounded_pool(datastore: PostgresDatastore, timeout: float) -> DeadlinePool:
-    """A pool like the library's (not yet opened), with connect and checkout timeouts."""
-    old = datastore.pool
-    assert isinstance(old.kwargs, dict)  # as PostgresDatastore builds it
-    return DeadlinePool(
-        connection_class=DeadlineConnection,
-        # libpq counts whole seconds, at least 2; it bounds the TCP connect and the handshake
-        kwargs={**old.kwargs, "connect_timeout": max(2, math.ceil(timeout))},
-        min_size=old.min_size,
-        max_size=old.max_size,
-        open=False,
-        configure=datastore.after_connect_func(),
-        timeout=min(old.timeout, timeout),
-        max_waiting=old.max_waiting,
-        max_lifetime=old.max_lifetime,
-        check=ConnectionPool.check_connection if datastore.pre_ping else None,
-        reconnect_timeout=RECONNECT_SECONDS,
-        get_password_func=old.get_password_func,
-    )
-
-
-def _timeout(env: Environment) -> float:
-    return float(env.get(TIMEOUT_KEY) or 5.0)
-
-
-class DeadlinePostgresFactory(PostgresFactory):
-    def __init__(self, env: Environment | EnvType | None) -> None:
-        super().__init__(env)
-        self.datastore.pool = _bounded_pool(self.datastore, _timeout(self.env))  # type: ignore[assignment]
-
-
-# SQLite ---------------------------------------------------------------------------------------
-
-
-class DeadlineSQLiteFactory(SQLiteFactory):
-    def __init__(self, env: Environment | EnvType | None) -> None:
-        super().__init__(env)
-        timeout = _timeout(self.env)
-        pool: Any = self.datastore.pool  # no connection is made before the first checkout
-        pool.lock_timeout = timeout  # sqlite3's busy timeout: waiting on another writer
-        pool.pool_timeout = timeout  # waiting for this process's writer or a free connection

@@ -14,8 +14,8 @@ from domain.evaluator import Finding, ProcessingPiece
 from domain.types import Status
 from domain.world import SubjectRef
 from infra.alarms import Alarms
+from infra.dialect import Cursor, Dialect
 from infra.schema import FINDINGS, RESIDENCY
-from infra.store import Cursor, Dialect
 from projections.findings import Commit, OpenFinding, OpenPiece, subject_key, subject_of_key
 
 # The alarms' component for subjects the projection could not evaluate.

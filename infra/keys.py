@@ -6,10 +6,13 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
+from infra.dialect import Dialect, database_now, read_rows
 from infra.seal import RecordedBy
-from infra.store import ApiKeyRow, LogStore
+from infra.store import LogStore
 
 KEY_PREFIX = "clk_"
 # How long a verified key is trusted without asking the database again. Every request used to
@@ -31,12 +34,13 @@ class Permission(StrEnum):
     WRITE = "write"
     AUDIT = "audit"
     ADMIN = "admin"
+    REVIEW = "review"  # record a decision on a finding (never a verdict)
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.READER: frozenset({Permission.READ}),
-    Role.WRITER: frozenset({Permission.READ, Permission.WRITE}),
-    Role.AUDITOR: frozenset({Permission.READ, Permission.AUDIT}),
+    Role.WRITER: frozenset({Permission.READ, Permission.WRITE, Permission.REVIEW}),
+    Role.AUDITOR: frozenset({Permission.READ, Permission.AUDIT, Permission.REVIEW}),
     Role.ADMIN: frozenset(Permission),
 }
 
@@ -69,9 +73,71 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class ApiKeyRow:
+    key_id: str
+    name: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class ApiKeyTable:
+    """The keys' rows: their digests, never the keys."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.table = dialect.api_keys_table
+
+    def add(self, key_id: str, name: str, role: str, key_hash: str) -> None:
+        now = database_now(self.dialect)  # before the write: see database_now
+        with self.dialect.transaction(commit=True) as cursor:
+            cursor.execute(
+                self.dialect.sql(f"INSERT INTO {self.table} (key_id, name, role, key_hash, "
+                                 "created_at) VALUES (%s, %s, %s, %s, %s)"),
+                (key_id, name, role, key_hash, self.dialect.to_db_time(now)),
+            )
+
+    def find(self, key_hash: str) -> ApiKeyRow | None:
+        rows = read_rows(self.dialect, f"SELECT key_id, name, role, created_at FROM "
+                         f"{self.table} WHERE key_hash = %s AND revoked_at IS NULL",
+                         (key_hash,))
+        if not rows:
+            return None
+        r = rows[0]
+        return ApiKeyRow(r["key_id"], r["name"], r["role"],
+                         self.dialect.from_db_time(r["created_at"]))
+
+    def all(self) -> list[ApiKeyRow]:
+        """Every key, revoked ones too, oldest first: ids, names, roles and times, never
+        their hashes."""
+        return [self._row(r) for r in read_rows(
+            self.dialect, f"SELECT key_id, name, role, created_at, revoked_at FROM "
+            f"{self.table} ORDER BY created_at, key_id")]
+
+    def revoke(self, key_id: str) -> ApiKeyRow | None:
+        """Revoke a key (a revoked key keeps the time it was first revoked); the key as it
+        now is, or None when there is no key with this id."""
+        now = database_now(self.dialect)  # before the write, as in add
+        with self.dialect.transaction(commit=True) as cursor:
+            cursor.execute(self.dialect.sql(
+                f"UPDATE {self.table} SET revoked_at = %s "
+                "WHERE key_id = %s AND revoked_at IS NULL"),
+                (self.dialect.to_db_time(now), key_id))
+        rows = read_rows(self.dialect, f"SELECT key_id, name, role, created_at, revoked_at "
+                         f"FROM {self.table} WHERE key_id = %s", (key_id,))
+        return self._row(rows[0]) if rows else None
+
+    def _row(self, row: Any) -> ApiKeyRow:
+        revoked = row["revoked_at"]
+        return ApiKeyRow(row["key_id"], row["name"], row["role"],
+                         self.dialect.from_db_time(row["created_at"]),
+                         self.dialect.from_db_time(revoked) if revoked is not None else None)
+
+
 class KeyRing:
     def __init__(self, store: LogStore, *, ttl: float = KEY_CACHE_SECONDS) -> None:
-        self.store = store
+        self.keys = ApiKeyTable(store.dialect)
         self.ttl = ttl
         # digest -> (principal, trusted until on the monotonic clock); only valid keys are kept
         self._verified: dict[str, tuple[Principal, float]] = {}
@@ -80,16 +146,16 @@ class KeyRing:
         """Make a key; returns (key_id, key). The key itself is never stored."""
         key_id = secrets.token_hex(4)
         key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-        self.store.add_api_key(key_id, name or f"{role}-{key_id}", role.value, digest(key))
+        self.keys.add(key_id, name or f"{role}-{key_id}", role.value, digest(key))
         return key_id, key
 
     def all_keys(self) -> list[ApiKeyRow]:
-        return self.store.api_keys()
+        return self.keys.all()
 
     def revoke(self, key_id: str) -> ApiKeyRow | None:
         """Revoke a key: every server refuses it once its cache (`ttl`) lets go of it. None
         when no key has this id."""
-        return self.store.revoke_api_key(key_id)
+        return self.keys.revoke(key_id)
 
     def recently_verified(self, key: str) -> Principal | None:
         """The key's principal if it was found valid in the last `ttl` seconds; no I/O, so
@@ -105,7 +171,7 @@ class KeyRing:
         if not key.startswith(KEY_PREFIX) or len(key) > 200:
             return None
         key_hash = digest(key)
-        row: ApiKeyRow | None = self.store.find_api_key(key_hash)
+        row = self.keys.find(key_hash)
         if row is None:
             self._verified.pop(key_hash, None)
             return None

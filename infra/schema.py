@@ -182,11 +182,18 @@ SIGNING_KEY = Table(
     key=("singleton",),
     append_only=True,
 )
+# The workbench's sign-in sessions (infra.ui_sessions): digests only, never a token or a key.
+UI_SESSIONS = Table(
+    "chipledger_ui_sessions",
+    (_c("token_hash", "text"), _c("key_hash", "text"), _c("key_id", "text"), _c("name", "text"),
+     _c("role", "text"), _c("csrf_token", "text"), _c("last_seen", "timestamp")),
+    key=("token_hash",),
+)
 
 # In creation order. A new table goes here, and its name into TableNames below.
 TABLES: tuple[Table, ...] = (SEALS, IDEMPOTENCY, API_KEYS, FINDINGS, RESIDENCY, TRACKING,
                              CHECKPOINTS, OUTBOX, ENDPOINTS, SECRETS, DELIVERIES, ATTEMPTS,
-                             ALARMS, SIGNING_KEY)
+                             ALARMS, SIGNING_KEY, UI_SESSIONS)
 
 
 class TableNames(Protocol):
@@ -207,6 +214,7 @@ class TableNames(Protocol):
     attempts_table: str = ATTEMPTS.name
     alarms_table: str = ALARMS.name
     signing_key_table: str = SIGNING_KEY.name
+    ui_sessions_table: str = UI_SESSIONS.name
 
     def name_tables(self, qualify: "Qualify") -> None:
         for attribute in TableNames.__annotations__:

@@ -31,10 +31,14 @@ class Settings(BaseSettings):
     webhook_allow_local: bool = False
     webhook_timeout: float = Field(default=15.0, gt=0, le=60)
     webhook_backoff_scale: float = Field(default=1.0, gt=0, le=10)  # tests shrink the schedule
+    # Deliveries one dispatcher has in flight at once, in all and to any one endpoint.
+    webhook_max_in_flight: int = Field(default=256, ge=1, le=10_000)
+    webhook_max_in_flight_per_endpoint: int = Field(default=16, ge=1, le=1000)
     poll_interval: float = Field(default=0.5, gt=0, le=60)
     signing_key_file: str | None = None
     checkpoint_every_events: int = Field(default=1000, ge=1)
     checkpoint_every_seconds: float = Field(default=300, gt=0)
+    ui_session_idle_minutes: float = Field(default=30, gt=0, le=24 * 60)  # workbench sign-in
 
     @field_validator("database_url")
     @classmethod

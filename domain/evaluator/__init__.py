@@ -7,10 +7,10 @@ change (the subject's dates and changes, the rule's in-force dates and amendment
 chain's and the data centre's changes, the licences' validity, due diligence), the verdict is
 computed once per piece, and equal neighbouring pieces are merged into one finding.
 
-Where things are: `judging` (findings_for: screen, cut, judge, merge), one module per rule kind
-(`shipments`, `leases`, `activities`), `in_force` (when a regulation binds), `shared` (chips,
-firm chains, licences), and the answers built from findings: `posture`, `residency`,
-`timeline`, `diffs`.
+Where things are: `judging` (findings_for: screen, cut, judge, merge), `rule_kinds` (JUDGES:
+the one table from a rule kind to how it is judged), one module per rule kind (`shipments`,
+`leases`, `activities`), `in_force` (when a regulation binds), `shared` (chips, firm chains,
+licences), and the answers built from findings: `posture`, `residency`, `timeline`, `diffs`.
 """
 
 from domain.evaluator.activities import processed_in
@@ -26,16 +26,19 @@ from domain.evaluator.residency import (
     residency_from,
     residency_on,
 )
+from domain.evaluator.rule_kinds import JUDGES, RuleKind
 from domain.evaluator.scratch import Scratch as _Scratch
 from domain.evaluator.shared import chip_matches, covering_licence, hq_chain
 from domain.evaluator.timeline import StatusChange, status_changes, timeline
 
 __all__ = [
+    "JUDGES",
     "Finding",
     "FindingsDiff",
     "Posture",
     "Processing",
     "ProcessingPiece",
+    "RuleKind",
     "RulePiece",
     "StatusChange",
     "Verdict",

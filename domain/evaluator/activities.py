@@ -5,7 +5,7 @@ from datetime import date
 from typing import Any
 
 from domain.evaluator.findings import Verdict
-from domain.evaluator.in_force import RulePiece
+from domain.evaluator.in_force import RulePiece, Span
 from domain.evaluator.scratch import Scratch
 from domain.evaluator.shared import positions, span_cuts, versions
 from domain.records import RecordState
@@ -25,7 +25,7 @@ def activity_cuts(world: World, activity: RecordState, firm_id: str) -> set[date
     return cuts
 
 
-def activity_screen(activity: RecordState) -> Callable[[RulePiece], bool]:
+def activity_screen(world: World, activity: RecordState) -> Callable[[RulePiece], bool]:
     activity_versions = versions(activity)
     countries = {c for v in activity_versions for c in v.get("data_subject_countries") or ()}
     sensitive = any(v.get("sensitive") for v in activity_versions)
@@ -52,6 +52,13 @@ def processed_in(world: World, facts: dict[str, Any], day: date) -> tuple[str | 
     return facts.get("location_country"), None
 
 
+def activity_days(scratch: Scratch, activity: RecordState, firm_id: str,
+                  piece: RulePiece) -> list[Span]:
+    """An activity is judged on each piece of the days it runs, cut where it or its data
+    centre changes."""
+    return piece.spans(scratch.sorted_cuts(activity_cuts, activity, firm_id))
+
+
 def judge_activity(scratch: Scratch, activity: RecordState, regulation: RecordState,
                    rule: DataLocalisationRule, day: date) -> Verdict | None:
     if not scratch.holds_on(activity, day):
@@ -60,15 +67,25 @@ def judge_activity(scratch: Scratch, activity: RecordState, regulation: RecordSt
     where, dc = processed_in(scratch.world, facts, day)
     named = [c for c in facts["data_subject_countries"]
              if c in rule.data_subject_countries and c != where]
-    if not named or where is None:
-        return None
-    if rule.sensitive_only and not facts["sensitive"]:
-        return None
-    count = facts.get("subject_count")
-    # An unknown count cannot prove the activity is under the threshold.
-    if rule.min_subjects is not None and count is not None and count < rule.min_subjects:
+    if not named or where is None or not _in_data_scope(facts, rule):
         return None
     evidence = positions(activity, regulation, dc)
+    return _transfer_verdict(activity, facts, named, where, regulation, rule, evidence)
+
+
+def _in_data_scope(facts: dict[str, Any], rule: DataLocalisationRule) -> bool:
+    if rule.sensitive_only and not facts["sensitive"]:
+        return False
+    count = facts.get("subject_count")
+    # An unknown count cannot prove the activity is under the threshold.
+    return rule.min_subjects is None or count is None or count >= rule.min_subjects
+
+
+def _transfer_verdict(activity: RecordState, facts: dict[str, Any], named: list[str],
+                      where: str, regulation: RecordState, rule: DataLocalisationRule,
+                      evidence: frozenset[int]) -> Verdict:
+    """Data processed outside its residents' country is compliant only under a transfer
+    mechanism the rule accepts."""
     kind = "sensitive personal data" if facts["sensitive"] else "personal data"
     what = (f"Activity {activity.record_id} of {facts['firm_id']} processes "
             f"{'/'.join(named)} residents' {kind} in {where}")

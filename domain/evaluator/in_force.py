@@ -15,6 +15,7 @@ from domain.world import SUBJECT_KIND_OF_RULE, World
 
 _RULE = TypeAdapter(Rule)
 AnyRule = ExportLicenceRule | RemoteComputeAccessRule | DataLocalisationRule
+Span = tuple[date, date | None]  # [from, to); None: open
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,13 @@ class RulePiece:
 
     def covers(self, day: date) -> bool:
         return self.start <= day and (self.end is None or day < self.end)
+
+    def spans(self, cuts: list[date]) -> list[Span]:
+        """The piece cut at those of the (sorted) dates that fall inside it, in order."""
+        ordered = [self.start] + [c for c in cuts
+                                  if c > self.start and (self.end is None or c < self.end)]
+        ends: list[date | None] = [*ordered[1:], self.end]
+        return list(zip(ordered, ends, strict=True))
 
 
 def in_force(regulation: RecordState) -> list[RulePiece]:

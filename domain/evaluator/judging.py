@@ -1,20 +1,13 @@
 """One subject under every regulation: screen, cut valid time, judge each piece, merge."""
 
 from collections.abc import Callable
-from datetime import date
 
-from domain.evaluator.activities import activity_cuts, activity_screen, judge_activity
-from domain.evaluator.findings import Finding, Verdict
+from domain.evaluator.findings import Finding
 from domain.evaluator.in_force import RulePiece, rules_for
-from domain.evaluator.leases import judge_lease, lease_cuts, lease_reach
+from domain.evaluator.rule_kinds import JUDGES
 from domain.evaluator.scratch import Scratch
-from domain.evaluator.shared import as_date
-from domain.evaluator.shipments import judge_shipment
 from domain.records import RecordState
-from domain.rules import ExportLicenceRule, RemoteComputeAccessRule
-from domain.world import FIRM_FIELD, SubjectRef, World
-
-Judge = Callable[[date], Verdict | None]
+from domain.world import FIRM_FIELD, SUBJECT_KIND_OF_RULE, SubjectRef, World
 
 
 def findings_for(world: World, subject: SubjectRef) -> list[Finding]:
@@ -37,57 +30,25 @@ def screen(world: World, subject: RecordState) -> Callable[[RulePiece], bool]:
     """Whether a rule piece can give the subject a verdict on any day. False only when no
     value the subject (or a record it names) has in any version can satisfy the rule: most
     subjects are outside most rules, and this spares judging them day by day."""
-    if subject.kind == "lease":
-        reach = lease_reach(world, subject)
-        return lambda piece: reach.may_bind(piece.rule)  # type: ignore[arg-type]
-    if subject.kind == "processing_activity":
-        return activity_screen(subject)
-    shipped_on = as_date(subject.original["shipped_on"])
-    return lambda piece: piece.covers(shipped_on)
+    screens = {name: kind.screen(world, subject) for name, kind in JUDGES.items()
+               if SUBJECT_KIND_OF_RULE[name] == subject.kind}
+    return lambda piece: screens[piece.rule.kind](piece)
 
 
 def _judge_piece(scratch: Scratch, subject: RecordState, firm_id: str,
                  regulation: RecordState, piece: RulePiece) -> list[Finding]:
-    world = scratch.world
+    """The findings of one subject under one piece of a regulation: a verdict per span."""
+    kind = JUDGES[piece.rule.kind]
     citation = str(regulation.original.get("citation", ""))
-    reg_id = regulation.record_id
-    rule = piece.rule
-    if isinstance(rule, ExportLicenceRule):
-        shipped_on = as_date(subject.original["shipped_on"])
-        if not piece.covers(shipped_on):
-            return []
-        verdict = judge_shipment(scratch, subject, regulation, rule, shipped_on)
-        if verdict is None:
-            return []
-        return [_finding(subject, firm_id, reg_id, citation, shipped_on, None, verdict,
-                         scratch)]
-    judge: Judge
-    if isinstance(rule, RemoteComputeAccessRule):
-        if scratch.cuts is None:
-            scratch.cuts = sorted(lease_cuts(world, subject, firm_id))
-        judge = lambda day: judge_lease(scratch, subject, regulation, rule, day)  # noqa: E731
-    else:
-        if scratch.cuts is None:
-            scratch.cuts = sorted(activity_cuts(world, subject, firm_id))
-        judge = lambda day: judge_activity(scratch, subject, regulation, rule, day)  # noqa: E731
-    # The subject's cuts are sorted once; each piece takes those inside it, in order.
-    ordered = [piece.start] + [c for c in scratch.cuts
-                               if c > piece.start and (piece.end is None or c < piece.end)]
     findings = []
-    for i, start in enumerate(ordered):
-        end = ordered[i + 1] if i + 1 < len(ordered) else piece.end
-        verdict = judge(start)
+    for start, end in kind.days(scratch, subject, firm_id, piece):
+        verdict = kind.judge(scratch, subject, regulation, piece.rule, start)
         if verdict is not None:
-            findings.append(_finding(subject, firm_id, reg_id, citation, start, end, verdict,
-                                     scratch))
+            findings.append(Finding(firm_id, subject.kind, subject.record_id,
+                                    regulation.record_id, start, end, verdict.status, citation,
+                                    verdict.explanation,
+                                    scratch.sorted_evidence(verdict.evidence)))
     return findings
-
-
-def _finding(subject: RecordState, firm_id: str, reg_id: str, citation: str, start: date,
-             end: date | None, verdict: Verdict, scratch: Scratch) -> Finding:
-    return Finding(firm_id, subject.kind, subject.record_id, reg_id, start, end,
-                   verdict.status, citation, verdict.explanation,
-                   scratch.sorted_evidence(verdict.evidence))
 
 
 def _merge(findings: list[Finding]) -> list[Finding]:

@@ -1,5 +1,6 @@
 """What judging one subject under every regulation would otherwise compute again for each."""
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -7,6 +8,8 @@ from domain.evaluator.shared import chain_firms, chip_matches, hq_chain
 from domain.records import RecordState
 from domain.rules import ChipSelector
 from domain.world import World
+
+Cuts = Callable[[World, RecordState, str], set[date]]
 
 
 class Scratch:
@@ -18,12 +21,18 @@ class Scratch:
 
     def __init__(self, world: World) -> None:
         self.world = world
-        self.cuts: list[date] | None = None  # sorted
+        self.cuts: dict[Cuts, list[date]] = {}
         self.facts: dict[tuple[int, date], dict[str, Any]] = {}
         self.holds: dict[tuple[int, date], bool] = {}
         self.chains: dict[tuple[str, date], list[tuple[str, str]]] = {}
         self.firms: dict[str, list[RecordState]] = {}
         self.evidence: dict[frozenset[int], tuple[int, ...]] = {}
+
+    def sorted_cuts(self, cuts: Cuts, subject: RecordState, firm_id: str) -> list[date]:
+        """The subject's cut dates, sorted once for every piece of every regulation."""
+        if cuts not in self.cuts:
+            self.cuts[cuts] = sorted(cuts(self.world, subject, firm_id))
+        return self.cuts[cuts]
 
     def sorted_evidence(self, evidence: frozenset[int]) -> tuple[int, ...]:
         """Neighbouring pieces of one subject mostly cite the same records: sort once."""

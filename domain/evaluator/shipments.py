@@ -1,16 +1,31 @@
 """export_licence: a shipment, judged on its shipped_on, covered by what it draws."""
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 from domain.evaluator.drawdown import Draw, draw_for
 from domain.evaluator.findings import Verdict
+from domain.evaluator.in_force import RulePiece, Span
 from domain.evaluator.licence_need import export_scope
 from domain.evaluator.scratch import Scratch
-from domain.evaluator.shared import positions
+from domain.evaluator.shared import as_date, positions
 from domain.records import RecordState
 from domain.rules import ExportLicenceRule
 from domain.types import Status
+from domain.world import World
+
+
+def shipment_screen(world: World, shipment: RecordState) -> Callable[[RulePiece], bool]:
+    shipped_on = as_date(shipment.original["shipped_on"])
+    return lambda piece: piece.covers(shipped_on)
+
+
+def shipment_days(scratch: Scratch, shipment: RecordState, firm_id: str,
+                  piece: RulePiece) -> list[Span]:
+    """A shipment is judged once, on its shipped_on, and the finding stays open from then."""
+    shipped_on = as_date(shipment.original["shipped_on"])
+    return [(shipped_on, None)] if piece.covers(shipped_on) else []
 
 
 def judge_shipment(scratch: Scratch, shipment: RecordState, regulation: RecordState,

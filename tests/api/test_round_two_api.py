@@ -9,8 +9,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.data import ALIBABA, H20, H20_RULE
-from tests.test_posture_api import Ledger, ledger_for, shipment
+from tests.support.data import ALIBABA, H20, H20_RULE
+from tests.api.test_posture_api import Ledger, ledger_for, shipment
 
 Headers = dict[str, str]
 H20_REG = H20_RULE["id"]

@@ -12,7 +12,7 @@ from domain.kinds import Role
 from domain.records import LoggedEvent, check_event
 from domain.types import Status
 from domain.world import SubjectRef
-from tests.unit.test_evaluator import H20_RULE, Book, base, remote_rule
+from tests.domain.test_evaluator import H20_RULE, Book, base, remote_rule
 
 C, V = Status.COMPLIANT, Status.VIOLATION
 
