@@ -42,7 +42,7 @@ FIRM = KindSpec(
     "firms",
     {Role.CREATE: "FirmRegistered", Role.CHANGE: "FirmChanged", Role.CORRECT: "FirmCorrected"},
     {Role.CREATE: b.FirmRegistration, Role.CHANGE: b.FirmChange, Role.CORRECT: b.FirmCorrection},
-    references={"parent_firm_id": "firm"},
+    references={"parent_firm_id": "firm", "owners": "firm"},  # owners: each one's firm_id
 )
 DATA_CENTRE = KindSpec(
     "data_centre",

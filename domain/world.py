@@ -40,6 +40,7 @@ class World:
         self._subjects_by_firm: dict[str, set[SubjectRef]] = defaultdict(set)
         self._children: dict[str, set[str]] = defaultdict(set)
         self._naming_licence: dict[str, set[str]] = defaultdict(set)  # licence -> shipments
+        self._owned: dict[str, set[str]] = defaultdict(set)  # owner -> firms it ever owned
         # A shipment's consignees before corrections named another (rare: kept only then).
         self._former_consignees: dict[str, set[str]] = defaultdict(set)
         self.regulation_stamp = 0  # moves on every regulation event: keys derived caches
@@ -89,6 +90,9 @@ class World:
         """Index every value a record has ever named: over-reaching only costs a recompute."""
         if kind == "shipment" and data.get("licence_id"):
             self._naming_licence[data["licence_id"]].add(record_id)
+        if kind == "firm":
+            for owner in data.get("owners") or ():
+                self._owned[owner["firm_id"]].add(record_id)
         field = _INDEXED_FIELD.get(kind)
         value = data.get(field) if field is not None else None
         if not value:
@@ -121,14 +125,12 @@ class World:
         return set(self._subjects_by_firm.get(firm_id, ()))
 
     def descendants(self, firm_id: str) -> set[str]:
-        found: set[str] = set()
-        frontier = [firm_id]
-        while frontier:
-            for child in self._children.get(frontier.pop(), ()):
-                if child not in found:
-                    found.add(child)
-                    frontier.append(child)
-        return found
+        """Every firm whose parent chain includes this one, on some day."""
+        return _below(self._children, firm_id)
+
+    def owned_below(self, firm_id: str) -> set[str]:
+        """Every firm this one owns a share of, directly or not, on some day."""
+        return _below(self._owned, firm_id)
 
     def touched_by(self, kind: str, record_id: str) -> set[SubjectRef]:
         """The subjects whose findings an event on this record can change: those it names,
@@ -167,7 +169,7 @@ class World:
             subjects = self.subjects_of_firm(holder or "")
             return {s for s in subjects if s.kind != "processing_activity"}
         if kind == "firm":
-            firms = {record_id, *self.descendants(record_id)}
+            firms = {record_id, *self.descendants(record_id), *self.owned_below(record_id)}
             return {s for f in firms for s in self._subjects_by_firm.get(f, ())}
         field = "data_centre_id" if kind == "data_centre" else "chip_model"
         return self._naming(field, record_id)
@@ -194,6 +196,18 @@ class World:
                                                       for c in state.changes]
         kinds = {SUBJECT_KIND_OF_RULE[r["kind"]] for r in rules if r.get("kind")}
         return {SubjectRef(k, rid) for k in kinds for rid in self._by_kind[k]}
+
+
+def _below(edges: Mapping[str, set[str]], firm_id: str) -> set[str]:
+    """Every firm reachable from `firm_id` along `edges` (parent -> children, owner -> owned)."""
+    found: set[str] = set()
+    frontier = [firm_id]
+    while frontier:
+        for child in edges.get(frontier.pop(), ()):
+            if child not in found:
+                found.add(child)
+                frontier.append(child)
+    return found
 
 
 def _compacted(data: Mapping[str, Any]) -> dict[str, Any]:

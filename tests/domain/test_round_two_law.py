@@ -1,20 +1,26 @@
 """domain.md, "Licence quantities, restricted parties, ownership, suspensions": each rule of
 the section pinned by a test that names it, on worlds built by hand (no database)."""
 
+import json
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from domain.application import Append, Ledger
 from domain.errors import InvalidRecordError
 from domain.evaluator import in_force
-from domain.kinds import Role
+from domain.kinds import KINDS, Role
+from domain.ownership import owners_on
 from domain.records import LoggedEvent, check_event
 from domain.types import Status
 from domain.world import SubjectRef
 from tests.domain.test_evaluator import H20_RULE, Book, base, remote_rule
 
 C, V = Status.COMPLIANT, Status.VIOLATION
+D = date.fromisoformat
 
 
 class Law(Book):
@@ -341,3 +347,118 @@ def test_licence_quantity_a_licence_touches_the_shipments_that_name_it_whoever_h
     book.quota("lic", 1000, holder="grab")
     book.ship("s1", "2025-05-01", licence="lic")
     assert SubjectRef("shipment", "s1") in book.world.touched_by("licence", "lic")
+
+
+# Ownership --------------------------------------------------------------------------------------
+
+
+def firm_body(firm_id: str, owners: list[tuple[str, float]] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": firm_id, "name": firm_id.title(), "hq_country": "CN"}
+    if owners is not None:
+        body["owners"] = [{"firm_id": f, "share": s} for f, s in owners]
+    return body
+
+
+@pytest.fixture
+def ledger() -> Ledger:
+    ledger = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    ledger.commit(ledger.stage([create("firm", firm_body(f)) for f in ("a", "b", "c")]))
+    return ledger
+
+
+def owners_refused(ledger: Ledger, *appends: Append) -> tuple[Any, ...]:
+    with pytest.raises(InvalidRecordError) as refused:
+        ledger.stage(appends)
+    return refused.value.problems[0].loc
+
+
+@pytest.mark.parametrize("owners", [
+    [("a", 0.0)], [("a", -0.1)], [("a", 1.5)], [("a", 0.6), ("b", 0.5)], [("a", 0.3), ("a", 0.3)],
+])
+def test_ownership_shares_are_in_0_1_sum_to_at_most_1_and_name_each_owner_once(owners):
+    body = firm_body("d", owners)
+    with pytest.raises(ValidationError) as refused:
+        KINDS["firm"].bodies[Role.CREATE].model_validate_json(json.dumps(body))
+    assert refused.value.errors()[0]["loc"][0] == "owners"
+
+
+def test_ownership_shares_summing_exactly_to_1_are_accepted(ledger: Ledger):
+    ledger.stage([create("firm", firm_body("d", [("a", 0.1), ("b", 0.2), ("c", 0.7)]))])
+
+
+def test_ownership_owners_must_exist(ledger: Ledger):
+    loc = owners_refused(ledger, create("firm", firm_body("d", [("a", 0.5), ("nobody", 0.5)])))
+    assert loc == ("owners", 1, "firm_id")
+
+
+def test_ownership_no_firm_owns_itself_directly(ledger: Ledger):
+    assert owners_refused(ledger, change("a", "2025-01-01", [("a", 0.5)])) == ("owners",)
+
+
+def test_ownership_no_firm_owns_itself_through_other_firms_on_any_day(ledger: Ledger):
+    ledger.commit(ledger.stage([change("b", "2025-01-01", [("a", 0.6)]),
+                                change("c", "2025-06-01", [("b", 0.6)])]))
+    # a owning c from 2025-07-01 closes the loop a <- b <- c <- a from then on.
+    assert owners_refused(ledger, change("a", "2025-07-01", [("c", 0.5)])) == ("owners",)
+    # by correction too (for all valid time)
+    assert owners_refused(ledger, correct("a", [("c", 0.5)])) == ("owners",)
+
+
+def test_ownership_a_loop_on_no_single_day_is_no_self_ownership(ledger: Ledger):
+    # b owns a only in 2024; a owns b only from 2025: never both on one day.
+    ledger.commit(ledger.stage([change("a", "2024-01-01", [("b", 0.5)]),
+                                change("a", "2025-01-01", [])]))
+    ledger.commit(ledger.stage([change("b", "2025-01-01", [("a", 0.5)])]))
+
+
+def test_ownership_is_effective_dated_and_a_change_replaces_the_whole_list(ledger: Ledger):
+    ledger.commit(ledger.stage([create("firm", firm_body("d", [("a", 0.3), ("b", 0.3)])),
+                                change("d", "2025-06-01", [("c", 0.6)])]))
+    state = ledger.get_record("firm", "d").state
+    assert owners_on(state, D("2025-05-31")) == {"a": Decimal("0.3"), "b": Decimal("0.3")}
+    assert owners_on(state, D("2025-06-01")) == {"c": Decimal("0.6")}
+
+
+def test_ownership_a_correction_naming_owners_fixes_them_for_all_valid_time(ledger: Ledger):
+    ledger.commit(ledger.stage([create("firm", firm_body("d", [("a", 0.3)])),
+                                correct("d", [("b", 0.4)])]))
+    state = ledger.get_record("firm", "d").state
+    assert owners_on(state, D("2000-01-01")) == {"b": Decimal("0.4")}
+
+
+def test_ownership_parent_firm_id_implies_no_share():
+    book = law()
+    state = book.world.get("firm", "alibaba-sg")
+    assert state.facts_on(D("2025-01-01"))["parent_firm_id"] == "alibaba"
+    assert owners_on(state, D("2025-01-01")) == {}
+
+
+def test_ownership_a_change_touches_the_subjects_of_every_firm_it_owns_directly_or_not():
+    book = law()
+    book.firm("parent-co", "CN")
+    book.firm("mid-co", "SG")
+    book._create("firm", "leaf-co", name="Leaf", hq_country="MY",
+                 owners=[{"firm_id": "mid-co", "share": 0.6}])
+    book.change_firm("mid-co", "2025-01-01", owners=[{"firm_id": "parent-co", "share": 1.0}])
+    book.shipment("s-leaf", consignee="leaf-co")
+    book.shipment("s-other", consignee="grab")
+    touched = book.world.touched_by("firm", "parent-co")
+    assert SubjectRef("shipment", "s-leaf") in touched
+    assert SubjectRef("shipment", "s-other") not in touched
+
+
+def create(kind: str, body: dict[str, Any]) -> Append:
+    return Append(kind, Role.CREATE, KINDS[kind].bodies[Role.CREATE].model_validate_json(
+        json.dumps(body)))
+
+
+def change(firm_id: str, on: str, owners: list[tuple[str, float]]) -> Append:
+    body = {"effective_from": on, "owners": [{"firm_id": f, "share": s} for f, s in owners]}
+    return Append("firm", Role.CHANGE, KINDS["firm"].bodies[Role.CHANGE].model_validate_json(
+        json.dumps(body)), firm_id)
+
+
+def correct(firm_id: str, owners: list[tuple[str, float]]) -> Append:
+    body = {"owners": [{"firm_id": f, "share": s} for f, s in owners]}
+    return Append("firm", Role.CORRECT, KINDS["firm"].bodies[Role.CORRECT].model_validate_json(
+        json.dumps(body)), firm_id)
