@@ -182,6 +182,7 @@ class Ledger(Application[UUID]):
                 return self._repeat_create(record, data)
             if spec.references:
                 self._check_references(staged, spec.references, data)
+            self._check_parties(staged, append.kind, data)
             record = DraftRecord.open(append.kind, record_id, data) if staged.drafts \
                 else AGGREGATES[append.kind].open(record_id, data)
             staged.records[originator_id] = record
@@ -197,6 +198,7 @@ class Ledger(Application[UUID]):
             self._check_no_parent_cycle(staged, record_id, data["parent_firm_id"])
         if append.kind == "firm" and data.get("owners"):
             self._check_no_self_ownership(staged, record, append)
+        self._check_parties(staged, append.kind, data)
         record.record(append.role, data)
         return Outcome(append.kind, record_id, originator_id, record.version, False, True)
 
@@ -253,6 +255,18 @@ class Ledger(Application[UUID]):
         if staged.base is not None and originator_id in staged.base.records:
             return True
         return originator_id not in staged.absent and self.has_record(kind, record_id)
+
+    def _check_parties(self, staged: Staged, kind: str, data: dict[str, Any]) -> None:
+        """A restricted_party rule lists known firms (when enacted or amended)."""
+        rule = data.get("rule") if kind == "regulation" else None
+        if not rule or rule.get("kind") != "restricted_party":
+            return
+        try:
+            self._check_references(staged, {"parties": "firm"}, rule)
+        except InvalidRecordError as error:
+            error.problems = [FieldProblem(("rule", *p.loc), p.msg, p.type)
+                              for p in error.problems]
+            raise
 
     def _check_no_self_ownership(self, staged: Staged, record: "Record | DraftRecord",
                                  append: Append) -> None:

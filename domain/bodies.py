@@ -6,19 +6,12 @@ the record's history or other records (dates in order over time, references) liv
 `records.py` and the Ledger.
 """
 
-from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from domain.rules import Rule
+from domain.shares import OwnedFirm
 from domain.types import (
     MAX_COUNTRIES,
     MAX_MODELS,
@@ -105,37 +98,7 @@ class ChipModelCorrection(Correction):
 # firms -----------------------------------------------------------------------------------------
 
 
-class Owner(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    firm_id: RecordId
-    share: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
-
-
-def _check_owners(owners: list[Owner] | None) -> None:
-    """Shares in (0, 1] summing to at most 1, each owner once (domain.md, "Ownership")."""
-    if not owners:
-        return
-    ids = [o.firm_id for o in owners]
-    if len(set(ids)) < len(ids):
-        raise ValueError("an owner appears at most once in owners")
-    if sum(Decimal(repr(o.share)) for o in owners) > 1:
-        raise ValueError("owners' shares sum to more than 1")
-
-
-Owners = Annotated[list[Owner], Field(max_length=MAX_MODELS)]
-
-
-class _OwnedFirm(BaseModel):
-    owners: Owners | None = None
-
-    @field_validator("owners")
-    @classmethod
-    def _owners_add_up(cls, owners: list[Owner] | None) -> list[Owner] | None:
-        _check_owners(owners)
-        return owners
-
-
-class FirmRegistration(Body, _OwnedFirm):
+class FirmRegistration(Body, OwnedFirm):
     id: RecordId
     name: Name
     hq_country: Country
@@ -150,14 +113,14 @@ class FirmRegistration(Body, _OwnedFirm):
         return data
 
 
-class FirmChange(Change, _OwnedFirm):
+class FirmChange(Change, OwnedFirm):
     CREATE = FirmRegistration
     name: Name | None = None
     hq_country: Country | None = None
     parent_firm_id: RecordId | None = None
 
 
-class FirmCorrection(Correction, _OwnedFirm):
+class FirmCorrection(Correction, OwnedFirm):
     CREATE = FirmRegistration
     name: Name | None = None
     hq_country: Country | None = None

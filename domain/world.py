@@ -19,6 +19,19 @@ SUBJECT_KIND_OF_RULE = {
     "remote_compute_access": "lease",
     "data_localisation": "processing_activity",
 }
+# Every kind of subject a rule kind can judge; restricted_party's `applies_to` picks among them.
+SUBJECT_KINDS_OF_RULE: dict[str, tuple[str, ...]] = {
+    **{kind: (subject,) for kind, subject in SUBJECT_KIND_OF_RULE.items()},
+    "restricted_party": ("shipment", "lease"),
+}
+_APPLIES_TO = {"shipments": "shipment", "leases": "lease"}
+
+
+def judged_kinds(rule_kind: str, applies_to: Iterable[str] | None = None) -> set[str]:
+    """The kinds of subject a rule judges (a restricted_party rule: those of `applies_to`)."""
+    if rule_kind == "restricted_party" and applies_to is not None:
+        return {_APPLIES_TO[a] for a in applies_to}
+    return set(SUBJECT_KINDS_OF_RULE.get(rule_kind, ()))
 FIRM_FIELD = {"lease": "firm_id", "shipment": "consignee_firm_id",
               "processing_activity": "firm_id"}
 # The one field of each kind the world keeps an index of (subjects by firm, licences by holder,
@@ -194,7 +207,8 @@ class World:
             return set()
         rules = [state.original.get("rule") or {}] + [c.fields.get("rule") or {}
                                                       for c in state.changes]
-        kinds = {SUBJECT_KIND_OF_RULE[r["kind"]] for r in rules if r.get("kind")}
+        kinds = {k for r in rules if r.get("kind")
+                 for k in judged_kinds(r["kind"], r.get("applies_to"))}
         return {SubjectRef(k, rid) for k in kinds for rid in self._by_kind[k]}
 
 

@@ -10,11 +10,18 @@ from pydantic import TypeAdapter
 
 from domain.evaluator.shared import as_date
 from domain.records import RecordState, suspended_spans
-from domain.rules import DataLocalisationRule, ExportLicenceRule, RemoteComputeAccessRule, Rule
-from domain.world import SUBJECT_KIND_OF_RULE, World
+from domain.rules import (
+    DataLocalisationRule,
+    ExportLicenceRule,
+    RemoteComputeAccessRule,
+    RestrictedPartyRule,
+    Rule,
+)
+from domain.world import World, judged_kinds
 
 _RULE = TypeAdapter(Rule)
-AnyRule = ExportLicenceRule | RemoteComputeAccessRule | DataLocalisationRule
+AnyRule = (ExportLicenceRule | RemoteComputeAccessRule | DataLocalisationRule
+           | RestrictedPartyRule)
 Span = tuple[date, date | None]  # [from, to); None: open
 
 
@@ -101,7 +108,8 @@ def rules_for(world: World, subject_kind: str) -> list[tuple[RecordState, list[R
         chosen = []
         for regulation in sorted(world.of_kind("regulation"), key=lambda r: r.record_id):
             pieces = [p for p in in_force(regulation)
-                      if SUBJECT_KIND_OF_RULE[p.rule.kind] == subject_kind]
+                      if subject_kind in judged_kinds(p.rule.kind,
+                                                      getattr(p.rule, "applies_to", None))]
             if pieces:
                 chosen.append((regulation, pieces))
         world.memo[key] = chosen

@@ -5,11 +5,12 @@ on a licence of an authority whose licence a regulation in force that day requir
 from datetime import date
 from typing import Any
 
+from domain.evaluator.affiliates import Restriction, restriction
 from domain.evaluator.in_force import rules_for
 from domain.evaluator.scratch import Scratch
 from domain.evaluator.shared import as_date
 from domain.records import RecordState
-from domain.rules import ExportLicenceRule
+from domain.rules import ExportLicenceRule, RestrictedPartyRule
 
 
 def export_scope(scratch: Scratch, facts: dict[str, Any], rule: ExportLicenceRule,
@@ -36,6 +37,16 @@ def _in_destination_scope(scratch: Scratch, facts: dict[str, Any], rule: ExportL
         hq in (rule.consignee_hq_countries or ()) for _, hq in chain)
 
 
+def restricted_party_scope(scratch: Scratch, facts: dict[str, Any], rule: RestrictedPartyRule,
+                           day: date, field: str) -> tuple[RecordState, Restriction] | None:
+    """The chip and the restriction, when the rule reaches a subject with these facts."""
+    restricted = restriction(scratch.world, rule, facts[field], day)
+    if restricted is None:
+        return None
+    chip = scratch.matching_chip(rule.chips, facts["chip_model"], day)
+    return (chip, restricted) if chip is not None else None
+
+
 def needed_authorities(scratch: Scratch, shipment: RecordState) -> set[str]:
     """The authorities whose licence a regulation in force on shipped_on requires of it."""
     day = as_date(shipment.original["shipped_on"])
@@ -53,5 +64,8 @@ def needed_authorities(scratch: Scratch, shipment: RecordState) -> set[str]:
 def _required(scratch: Scratch, facts: dict[str, Any], rule: Any, day: date) -> str | None:
     """The authority whose licence the rule requires of the shipment that day, if any."""
     if isinstance(rule, ExportLicenceRule) and export_scope(scratch, facts, rule, day):
+        return rule.licence_authority
+    if isinstance(rule, RestrictedPartyRule) and "shipments" in rule.applies_to and \
+            restricted_party_scope(scratch, facts, rule, day, "consignee_firm_id"):
         return rule.licence_authority
     return None

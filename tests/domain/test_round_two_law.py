@@ -462,3 +462,161 @@ def correct(firm_id: str, owners: list[tuple[str, float]]) -> Append:
     body = {"owners": [{"firm_id": f, "share": s} for f, s in owners]}
     return Append("firm", Role.CORRECT, KINDS["firm"].bodies[Role.CORRECT].model_validate_json(
         json.dumps(body)), firm_id)
+
+
+# restricted_party -------------------------------------------------------------------------------
+
+
+def entity_list(parties: list[str], **params: Any) -> dict[str, Any]:
+    return {"kind": "restricted_party", "parties": parties, "licence_authority": "US-BIS",
+            **params}
+
+
+def owned(book: Law, firm_id: str, owners: list[tuple[str, float]], hq: str = "SG") -> None:
+    book._create("firm", firm_id, name=firm_id.title(), hq_country=hq,
+                 owners=[{"firm_id": f, "share": s} for f, s in owners])
+
+
+def group() -> Law:
+    """huawei (listed), huawei-cloud wholly owned by it, orchid 60% owned by huawei-cloud:
+    the invented subsidiary of the demo's story."""
+    book = law()
+    book.firm("huawei", "CN")
+    owned(book, "huawei-cloud", [("huawei", 1.0)], hq="CN")
+    owned(book, "orchid", [("huawei-cloud", 0.6)])
+    return book
+
+
+def h100_to(book: Law, shipment_id: str, consignee: str, on: str = "2025-10-15",
+            **fields: Any) -> None:
+    book.ship(shipment_id, on, chip_model="nvidia-h100", consignee_firm_id=consignee,
+              to_country="SG", **fields)
+
+
+def test_restricted_party_a_listed_consignee_needs_a_licence_and_the_explanation_says_listed():
+    book = group()
+    book.regulation("el", entity_list(["huawei"]), "2019-05-16")
+    h100_to(book, "s1", "huawei")
+    [found] = book.findings("shipment", "s1")
+    assert found.status == V
+    assert "for huawei, restricted as listed," in found.explanation
+
+
+def test_restricted_party_without_affiliates_min_share_owned_firms_are_not_restricted():
+    book = group()
+    book.regulation("el", entity_list(["huawei"]), "2019-05-16")
+    h100_to(book, "s1", "orchid")
+    assert book.findings("shipment", "s1") == []
+
+
+def test_restricted_party_affiliates_to_a_fixed_point_explanation_names_the_ownership_path():
+    book = group()
+    book.regulation("el", entity_list(["huawei"], affiliates_min_share=0.5), "2025-09-29")
+    h100_to(book, "s1", "orchid")
+    assert "restricted as 60% owned by listed huawei through huawei-cloud" in \
+        book.explanation("s1")
+
+
+def test_restricted_party_affiliate_shares_of_restricted_owners_are_summed():
+    book = group()
+    book.firm("zte", "CN")
+    owned(book, "joint", [("huawei", 0.3), ("zte", 0.2), ("grab", 0.5)])
+    book.regulation("el", entity_list(["huawei", "zte"], affiliates_min_share=0.5),
+                    "2025-09-29")
+    h100_to(book, "s1", "joint")
+    assert "restricted as 50% owned by restricted firms (30% by listed huawei; 20% by listed " \
+        "zte)" in book.explanation("s1")
+
+
+def test_restricted_party_below_the_share_is_not_restricted():
+    book = group()
+    owned(book, "minority", [("huawei", 0.49)])
+    book.regulation("el", entity_list(["huawei"], affiliates_min_share=0.5), "2025-09-29")
+    h100_to(book, "s1", "minority")
+    assert book.findings("shipment", "s1") == []
+
+
+def test_restricted_party_ownership_as_it_stood_on_the_day_judged():
+    book = group()
+    book.change_firm("orchid", "2025-12-01", owners=[{"firm_id": "huawei-cloud", "share": 0.4}])
+    book.regulation("el", entity_list(["huawei"], affiliates_min_share=0.5), "2025-09-29")
+    h100_to(book, "s-before", "orchid", on="2025-11-30")
+    h100_to(book, "s-after", "orchid", on="2025-12-01")
+    assert book.status("shipment", "s-before") == V
+    assert book.status("shipment", "s-after") is None
+
+
+def test_restricted_party_listings_and_removals_are_amendments_of_parties():
+    book = group()
+    book.regulation("el", entity_list([]), "2019-01-01")
+    book.amend_regulation("el", "2019-05-16", entity_list(["huawei"]))
+    book.amend_regulation("el", "2024-01-01", entity_list([]))
+    for n, on in enumerate(("2019-05-15", "2019-05-16", "2024-01-01")):
+        h100_to(book, f"s{n}", "huawei", on=on)
+    assert [book.status("shipment", f"s{n}") for n in range(3)] == [None, V, None]
+
+
+def test_restricted_party_only_chips_the_selector_picks():
+    book = group()
+    book.regulation("el", entity_list(["huawei"], chips={"models": ["nvidia-h100"]}),
+                    "2019-05-16")
+    book.ship("h20", "2025-10-15", consignee_firm_id="huawei")
+    h100_to(book, "h100", "huawei")
+    assert (book.status("shipment", "h20"), book.status("shipment", "h100")) == (None, V)
+
+
+def test_restricted_party_a_licence_held_by_the_consignee_covers_with_draw_down():
+    book = group()
+    book.regulation("el", entity_list(["huawei"]), "2019-05-16")
+    book.quota("el-lic", 1000, holder="huawei", chips=("nvidia-h100",), countries=("SG",))
+    h100_to(book, "s1", "huawei", on="2025-10-01")
+    h100_to(book, "s2", "huawei", on="2025-10-02")
+    assert (book.status("shipment", "s1"), book.status("shipment", "s2")) == (C, V)
+
+
+def test_restricted_party_applies_to_leases_of_restricted_lessees_on_each_day():
+    book = group()
+    book.regulation("el", entity_list(["huawei"], affiliates_min_share=0.5), "2025-09-29")
+    book.lease("l1", firm="orchid", starts_on="2025-09-01", ends_on="2025-12-31")
+    book.change_firm("orchid", "2025-11-01", owners=[])
+    assert book.spans("lease", "l1") == [("el", "2025-09-29", "2025-11-01", V)]
+    assert "Lease l1: orchid, restricted as 60% owned by listed huawei through huawei-cloud" \
+        in book.findings("lease", "l1")[0].explanation
+
+
+def test_restricted_party_applies_to_narrows_the_subjects():
+    book = group()
+    book.regulation("el", entity_list(["huawei"], applies_to=["leases"]), "2019-05-16")
+    h100_to(book, "s1", "huawei")
+    book.lease("l1", firm="huawei", starts_on="2025-09-01", ends_on="2025-09-30")
+    assert book.findings("shipment", "s1") == []
+    assert [s[3] for s in book.spans("lease", "l1")] == [V]
+
+
+def test_restricted_party_the_suspended_affiliates_rule_restricts_only_outside_the_suspension():
+    book = group()
+    book.regulation("el", entity_list(["huawei"]), "2019-05-16")
+    book.regulation("affiliates", entity_list(["huawei"], affiliates_min_share=0.5),
+                    "2025-09-29")
+    book.suspend("affiliates", "2025-11-10", until="2026-11-09")
+    h100_to(book, "oct", "orchid", on="2025-10-15")
+    h100_to(book, "dec", "orchid", on="2025-12-15")
+    h100_to(book, "listed-dec", "huawei", on="2025-12-15")
+    assert book.status("shipment", "oct") == V
+    assert book.findings("shipment", "dec") == []
+    assert {f.regulation_id for f in book.findings("shipment", "listed-dec")} == {"el"}
+
+
+def test_restricted_party_listed_parties_must_be_known_firms_when_the_rule_is_appended(
+        ledger: Ledger):
+    body = {"id": "el", "authority": "US-BIS", "title": "Entity List", "citation": "15 CFR 744",
+            "effective_from": "2019-05-16", "rule": entity_list(["a", "nobody"])}
+    assert owners_refused(ledger, create("regulation", body)) == ("rule", "parties", 1)
+
+
+def test_restricted_party_an_ownership_change_above_a_lessee_cuts_its_findings():
+    book = group()
+    book.regulation("el", entity_list(["huawei"], affiliates_min_share=0.5), "2025-09-29")
+    book.lease("l1", firm="orchid", starts_on="2025-09-01", ends_on="2025-12-31")
+    book.change_firm("huawei-cloud", "2025-11-01", owners=[{"firm_id": "huawei", "share": 0.4}])
+    assert book.spans("lease", "l1") == [("el", "2025-09-29", "2025-11-01", V)]
