@@ -3,7 +3,6 @@ the plain eventsourcing library saving one event per call from 64 threads, same 
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,9 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
+
+from bench.serving import free_port, wait_ready
 
 
 class Counter(Aggregate):
@@ -40,12 +40,6 @@ def library_rate(env: dict[str, str], clients: int, seconds: float) -> float:
     return sum(counts) / seconds
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def chipledger_rate(url: str, clients: int, seconds: float,
                     processes: int = 1) -> tuple[float, float]:
     """Appends per second over HTTP, and the p99 latency in ms, against a real server.
@@ -54,7 +48,7 @@ def chipledger_rate(url: str, clients: int, seconds: float,
     The clients are bench.loadgen in a process of its own: raw keep-alive HTTP/1.1 on one
     asyncio loop, so the load generator takes little of the CPU the server and PostgreSQL
     share (httpx took about a millisecond a request). Every answer must be a 201."""
-    port = _free_port()
+    port = free_port()
     key = _writer_key(url)
     env = {**os.environ, "CHIPLEDGER_DATABASE_URL": url, "CHIPLEDGER_AUTH": "enabled",
            "CHIPLEDGER_LOG_LEVEL": "warning", "CHIPLEDGER_POSTGRES_POOL_SIZE": "10"}
@@ -65,7 +59,7 @@ def chipledger_rate(url: str, clients: int, seconds: float,
                               stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base)
+        wait_ready(base, path="/healthz", within=30)
         done = subprocess.run(
             [sys.executable, "-m", "bench.loadgen", "--port", str(port), "--clients",
              str(clients), "--seconds", str(seconds), "--api-key", key],
@@ -90,18 +84,6 @@ def _writer_key(url: str) -> str:
         return KeyRing(container.store).create(Role.WRITER, "bench-appends")[1]
     finally:
         container.close()
-
-
-def _wait_ready(base: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("the server did not start")
 
 
 def main(url: str, clients: int, seconds: float, processes: int = 1) -> dict[str, Any]:

@@ -10,20 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 from eventsourcing.domain import Aggregate
 
 from domain.ids import record_uuid
-from domain.kinds import (
-    CHIP_MODEL,
-    DATA_CENTRE,
-    FINDING_REVIEW,
-    FIRM,
-    LEASE,
-    LICENCE,
-    PROCESSING_ACTIVITY,
-    REGULATION,
-    SHIPMENT,
-    WEBHOOK_ENDPOINT,
-    KindSpec,
-    Role,
-)
+from domain.kinds import ALL_KINDS, FIRM, KindSpec, Role
 from domain.records import LoggedEvent, RecordState, check_event, check_state
 
 
@@ -76,214 +63,36 @@ class Record(Aggregate):
         return event_class
 
 
-class ChipModel(Record):
-    TOPIC = "chipledger.ChipModel"
-    SPEC = CHIP_MODEL
-
-    class Event(Record.Event):
-        TOPIC = "chipledger.ChipModel.Event"
-
-    class Created(Record.Created):
-        TOPIC = "chipledger.ChipModel.Created"
-
-    class ChipModelRegistered(Record.Created):
-        TOPIC = "chipledger.ChipModelRegistered"
-
-    class ChipModelCorrected(Record.Event):
-        TOPIC = "chipledger.ChipModelCorrected"
-
-
-class Firm(Record):
-    TOPIC = "chipledger.Firm"
-    SPEC = FIRM
-
-    class Event(Record.Event):
-        TOPIC = "chipledger.Firm.Event"
-
-    class Created(Record.Created):
-        TOPIC = "chipledger.Firm.Created"
-
-    class FirmRegistered(Record.Created):
-        TOPIC = "chipledger.FirmRegistered"
-
-    class FirmChanged(Record.Event):
-        TOPIC = "chipledger.FirmChanged"
-
-    class FirmCorrected(Record.Event):
-        TOPIC = "chipledger.FirmCorrected"
-
-
-class DataCentre(Record):
-    TOPIC = "chipledger.DataCentre"
-    SPEC = DATA_CENTRE
-
-    class Event(Record.Event):
-        TOPIC = "chipledger.DataCentre.Event"
-
-    class Created(Record.Created):
-        TOPIC = "chipledger.DataCentre.Created"
-
-    class DataCentreRegistered(Record.Created):
-        TOPIC = "chipledger.DataCentreRegistered"
-
-    class DataCentreChanged(Record.Event):
-        TOPIC = "chipledger.DataCentreChanged"
-
-    class DataCentreCorrected(Record.Event):
-        TOPIC = "chipledger.DataCentreCorrected"
-
-
-class Regulation(Record):
-    TOPIC = "chipledger.Regulation"
-    SPEC = REGULATION
-
-    class Event(Record.Event):
-        TOPIC = "chipledger.Regulation.Event"
-
-    class Created(Record.Created):
-        TOPIC = "chipledger.Regulation.Created"
-
-    class RegulationEnacted(Record.Created):
-        TOPIC = "chipledger.RegulationEnacted"
-
-    class RegulationAmended(Record.Event):
-        TOPIC = "chipledger.RegulationAmended"
-
-    class RegulationRescinded(Record.Event):
-        TOPIC = "chipledger.RegulationRescinded"
-
-    class RegulationSuspended(Record.Event):
-        TOPIC = "chipledger.RegulationSuspended"
-
-    class RegulationReinstated(Record.Event):
-        TOPIC = "chipledger.RegulationReinstated"
-
-
-class Licence(Record):
-    TOPIC = "chipledger.Licence"
-    SPEC = LICENCE
-
-    class Event(Record.Event):
-        TOPIC = "chipledger.Licence.Event"
-
-    class Created(Record.Created):
-        TOPIC = "chipledger.Licence.Created"
-
-    class LicenceGranted(Record.Created):
-        TOPIC = "chipledger.LicenceGranted"
-
-    class LicenceRevoked(Record.Event):
-        TOPIC = "chipledger.LicenceRevoked"
-
-
-class Lease(Record):
-    TOPIC = "chipledger.Lease"
-    SPEC = LEASE
-
-    class Event(Record.Event):
-        TOPIC = "chipledger.Lease.Event"
-
-    class Created(Record.Created):
-        TOPIC = "chipledger.Lease.Created"
-
-    class LeaseSigned(Record.Created):
-        TOPIC = "chipledger.LeaseSigned"
-
-    class LeaseAmended(Record.Event):
-        TOPIC = "chipledger.LeaseAmended"
-
-    class LeaseTerminated(Record.Event):
-        TOPIC = "chipledger.LeaseTerminated"
-
-    class LeaseCorrected(Record.Event):
-        TOPIC = "chipledger.LeaseCorrected"
-
-    class DueDiligenceRecorded(Record.Event):
-        TOPIC = "chipledger.DueDiligenceRecorded"
-
-
-class Shipment(Record):
-    TOPIC = "chipledger.Shipment"
-    SPEC = SHIPMENT
-
-    class Event(Record.Event):
-        TOPIC = "chipledger.Shipment.Event"
-
-    class Created(Record.Created):
-        TOPIC = "chipledger.Shipment.Created"
-
-    class ShipmentRecorded(Record.Created):
-        TOPIC = "chipledger.ShipmentRecorded"
-
-    class ShipmentCorrected(Record.Event):
-        TOPIC = "chipledger.ShipmentCorrected"
-
-
-class ProcessingActivity(Record):
-    TOPIC = "chipledger.ProcessingActivity"
-    SPEC = PROCESSING_ACTIVITY
-
-    class Event(Record.Event):
-        TOPIC = "chipledger.ProcessingActivity.Event"
-
-    class Created(Record.Created):
-        TOPIC = "chipledger.ProcessingActivity.Created"
-
-    class ProcessingStarted(Record.Created):
-        TOPIC = "chipledger.ProcessingStarted"
-
-    class ProcessingChanged(Record.Event):
-        TOPIC = "chipledger.ProcessingChanged"
-
-    class ProcessingEnded(Record.Event):
-        TOPIC = "chipledger.ProcessingEnded"
-
-    class ProcessingCorrected(Record.Event):
-        TOPIC = "chipledger.ProcessingCorrected"
-
-
-class WebhookEndpoint(Record):
-    TOPIC = "chipledger.WebhookEndpoint"
-    SPEC = WEBHOOK_ENDPOINT
-
-    class Event(Record.Event):
-        TOPIC = "chipledger.WebhookEndpoint.Event"
-
-    class Created(Record.Created):
-        TOPIC = "chipledger.WebhookEndpoint.Created"
-
-    class WebhookEndpointCreated(Record.Created):
-        TOPIC = "chipledger.WebhookEndpointCreated"
-
-    class WebhookSecretRotated(Record.Event):
-        TOPIC = "chipledger.WebhookSecretRotated"
-
-    class WebhookEndpointDisabled(Record.Event):
-        TOPIC = "chipledger.WebhookEndpointDisabled"
-
-
-class FindingReview(Record):
-    TOPIC = "chipledger.FindingReview"
-    SPEC = FINDING_REVIEW
-
-    class Event(Record.Event):
-        TOPIC = "chipledger.FindingReview.Event"
-
-    class Created(Record.Created):
-        TOPIC = "chipledger.FindingReview.Created"
-
-    class FindingReviewed(Record.Created):
-        TOPIC = "chipledger.FindingReviewed"
-
-
-AGGREGATES: dict[str, type[Record]] = {
-    cls.SPEC.kind: cls
-    for cls in (ChipModel, Firm, DataCentre, Regulation, Licence, Lease, Shipment,
-                ProcessingActivity, WebhookEndpoint, FindingReview)
-}
+def _aggregate(spec: KindSpec) -> type[Record]:
+    """The aggregate of a kind, with one event class per event its KindSpec names, so each
+    event name is written once (in domain/kinds.py). The topics follow one pattern:
+    `chipledger.<Kind>` (and `.Event`, `.Created`) and `chipledger.<EventName>`; they are
+    stored with every event and must never change."""
+    name = "".join(part.title() for part in spec.kind.split("_"))  # chip_model -> ChipModel
+    namespace: dict[str, Any] = {
+        "TOPIC": f"chipledger.{name}", "SPEC": spec,
+        "Event": _nested(name, "Event", Record.Event, f"chipledger.{name}.Event"),
+        "Created": _nested(name, "Created", Record.Created, f"chipledger.{name}.Created"),
+    }
+    for role, event in spec.events.items():
+        base = Record.Created if role is Role.CREATE else Record.Event
+        namespace[event] = _nested(name, event, base, f"chipledger.{event}")
+    return type(name, (Record,), {**namespace, "__module__": __name__, "__qualname__": name})
+
+
+def _nested(owner: str, name: str, base: type[Any], topic: str) -> type[Any]:
+    """An event class as a class body nested in the aggregate's would define it."""
+    return type(name, (base,), {"TOPIC": topic, "__module__": __name__,
+                                "__qualname__": f"{owner}.{name}"})
+
+
+AGGREGATES: dict[str, type[Record]] = {kind: _aggregate(spec) for kind, spec in ALL_KINDS.items()}
+Firm = AGGREGATES[FIRM.kind]
 # The stored topic of every event, for reading the log without the classes.
 TOPIC_TO_TYPE: dict[str, str] = {
     getattr(cls, name).TOPIC: name
     for cls in AGGREGATES.values()
     for name in cls.SPEC.events.values()
 }
+# And back: the topic an event type name is stored under.
+TYPE_TO_TOPIC: dict[str, str] = {name: topic for topic, name in TOPIC_TO_TYPE.items()}

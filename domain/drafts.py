@@ -29,6 +29,11 @@ from domain.records import LoggedEvent, RecordState, check_event, check_state
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 # The C encoder that _ENCODER.encode builds for every call, built once; without the circular
 # reference check (markers None), which never fires on parsed JSON and changes no output.
+# `c_make_encoder` is CPython's private accelerator, called with the arguments
+# JSONEncoder.iterencode passes it. Kept because encoding is the drafts' hot step in a bulk
+# ingest: building it once takes about 40% off each event's encoding (72 -> 42 us measured on
+# a lease's state). Where it is missing (not CPython) the public encode is used, and
+# tests/unit/test_drafts.py checks the bytes against the library's mapper either way.
 _ENCODE = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
     None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False,
     True) if json.encoder.c_make_encoder is not None else None  # type: ignore[attr-defined]

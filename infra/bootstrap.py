@@ -5,7 +5,6 @@ is checked after construction: the library's default (in-memory POPO) must never
 """
 
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
@@ -13,57 +12,38 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 from domain.application import Ledger
 from infra.alarms import Alarms
 from infra.deadlines import TIMEOUT_KEY
+from infra.lead import Backend
 from infra.postgres import SealingPostgresRecorder
+from infra.postgres.backend import PostgresBackend
 from infra.settings import Settings
 from infra.sqlite import SealingSQLiteRecorder
+from infra.sqlite.backend import SQLiteBackend
 from infra.store import LogStore
 
-SQLITE_RECORDER = "infra.sqlite.recorder:SealingSQLiteRecorder"
-POSTGRES_RECORDER = "infra.postgres.recorder:SealingPostgresRecorder"
-# The library's factories, with the deadlines of infra.deadlines on their connections
-SQLITE_FACTORY = "infra.sqlite.deadlines:DeadlineSQLiteFactory"
-POSTGRES_FACTORY = "infra.postgres.deadlines:DeadlinePostgresFactory"
+
+def backend_for(settings: Settings, channel: str | None = None) -> Backend:
+    """The backend the database URL names: the one place one is chosen."""
+    if settings.backend == "sqlite":
+        return SQLiteBackend(settings)
+    return PostgresBackend(settings, channel or "stored_events")
 
 
 def library_env(settings: Settings) -> dict[str, str]:
-    """The eventsourcing environment for our database URL."""
-    url = settings.database_url
-    timeout = {TIMEOUT_KEY: str(settings.database_timeout)}
-    if settings.backend == "sqlite":
-        return {
-            "PERSISTENCE_MODULE": SQLITE_FACTORY,
-            "SQLITE_DBNAME": url.removeprefix("sqlite:///") or "chipledger.db",
-            "APPLICATION_RECORDER_TOPIC": SQLITE_RECORDER,
-            **timeout,
-        }
-    parts = urlsplit(url)
-    query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
-    return {
-        "PERSISTENCE_MODULE": POSTGRES_FACTORY,
-        "POSTGRES_DBNAME": parts.path.lstrip("/") or "postgres",
-        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-        "POSTGRES_PORT": str(parts.port or 5432),
-        "POSTGRES_USER": unquote(parts.username or "postgres"),
-        "POSTGRES_PASSWORD": unquote(parts.password or ""),
-        "POSTGRES_SCHEMA": query.get("schema", "public"),
-        "POSTGRES_POOL_SIZE": str(settings.postgres_pool_size),
-        "POSTGRES_MAX_OVERFLOW": str(settings.postgres_max_overflow),
-        "POSTGRES_LOCK_TIMEOUT": str(settings.postgres_lock_timeout),
-        "POSTGRES_CONNECT_TIMEOUT": "5",
-        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
-        "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER,
-        **timeout,
-    }
+    """The eventsourcing environment for our database URL, with our deadline on its calls."""
+    return {**backend_for(settings).library_env(),
+            TIMEOUT_KEY: str(settings.database_timeout)}
 
 
 @dataclass
 class Container:
-    """What the entry points use: the Ledger, a reader of the sealed log, the alarms."""
+    """What the entry points use: the Ledger, a reader of the sealed log, the alarms, and
+    what the backend offers processes sharing the database (leads, wake-ups)."""
 
     settings: Settings
     ledger: Ledger
     store: LogStore
     alarms: Alarms
+    backend: Backend
 
     def close(self) -> None:
         self.ledger.close()
@@ -81,4 +61,5 @@ def bootstrap(settings: Settings | None = None) -> Container:
                            f"{settings.backend}: refusing to run unsealed")
     store = LogStore(recorder.dialect)
     ledger.batch_reads = store
-    return Container(settings, ledger, store, Alarms(recorder.dialect))
+    backend = backend_for(settings, getattr(recorder, "channel_name", None))
+    return Container(settings, ledger, store, Alarms(recorder.dialect), backend)

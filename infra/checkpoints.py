@@ -25,16 +25,19 @@ from contextlib import closing
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from infra.bootstrap import Container
+from domain.errors import Conflict
+from infra.alarms import Alarms
 from infra.dialect import Dialect, database_now
+from infra.lead import Backend
 from infra.seal import ALGORITHM, format_time, parse_time
+from infra.settings import Settings
 from infra.store import LogEntry, LogStore
 from infra.verify import ChainRow, Sealed, Verification, verify_chain, verify_rows
 
@@ -281,7 +284,7 @@ class CheckpointStore:
                  json.dumps(checkpoint.to_json(), sort_keys=True)))
 
 
-class CheckpointRefusedError(Exception):
+class CheckpointRefusedError(Conflict):
     """Signing the head would vouch for a log that does not extend the latest checkpoint."""
 
     def __init__(self, reason: str, position: int) -> None:
@@ -334,13 +337,26 @@ def _through(pages: Iterable[Iterable[ChainRow]], last: int) -> Iterator[list[Ch
             return
 
 
+class CheckpointerNeeds(Protocol):
+    """What signing uses of the composition root (infra.bootstrap's Container has it)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def store(self) -> LogStore: ...
+    @property
+    def alarms(self) -> Alarms: ...
+    @property
+    def backend(self) -> Backend: ...
+
+
 class Checkpointer:
-    def __init__(self, container: Container, key: SigningKey) -> None:
-        self.store = container.store
-        self.checkpoints = CheckpointStore(container.store)
-        self.alarms = container.alarms
+    def __init__(self, needs: CheckpointerNeeds, key: SigningKey) -> None:
+        self.store = needs.store
+        self.checkpoints = CheckpointStore(needs.store)
+        self.alarms = needs.alarms
         self.key = key
-        self.settings = container.settings
+        self.settings = needs.settings
         self._lock = threading.Lock()
 
     def checkpoint_now(self) -> Checkpoint | None:
@@ -426,7 +442,7 @@ class RegisteredKey:
     registered_at: datetime
 
 
-def signing_key_for(container: Container) -> SigningKey:
+def signing_key_for(container: CheckpointerNeeds) -> SigningKey:
     """The key this process signs with, and the one place it is loaded and checked: the key
     file's (created on first start), which must be the key the database registered (on its
     first start). Every process that signs for one database thus uses one key."""
@@ -483,10 +499,7 @@ class KeyRegistry:
         return found
 
 
-def signing_key_path(container: Container) -> Path:
-    settings = container.settings
-    if settings.signing_key_file:
-        return Path(settings.signing_key_file)
-    if settings.backend == "sqlite":
-        return Path(settings.database_url.removeprefix("sqlite:///") + ".signing-key.pem")
-    return Path("chipledger-signing-key.pem")
+def signing_key_path(container: CheckpointerNeeds) -> Path:
+    """The configured key file, else the backend's place for it (beside a SQLite file)."""
+    configured = container.settings.signing_key_file
+    return Path(configured) if configured else container.backend.signing_key_path()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import get_args
 
-from domain.aggregates import FindingReview as FindingReviewRecord
+from domain.aggregates import TYPE_TO_TOPIC
 from domain.application import Append
 from domain.bodies import FindingReview, ReviewDecision
 from domain.errors import FieldProblem, InvalidRecordError
@@ -19,12 +19,12 @@ from domain.evaluator import Finding
 from domain.kinds import Role
 from infra.bootstrap import Container
 from infra.keys import Permission, Principal
-from infra.posture import PostureService, ProjectionBehindError
+from infra.posture import PostureService, ProjectionBehindError, posture_service
 from infra.seal import RecordedBy
 from infra.service import Answer, AppendService
 
 FindingKey = tuple[str, str, str]  # (subject_type, subject_id, regulation_id)
-REVIEWED_TOPIC = FindingReviewRecord.FindingReviewed.TOPIC
+REVIEWED_TOPIC = TYPE_TO_TOPIC["FindingReviewed"]
 DECISIONS: tuple[str, ...] = get_args(ReviewDecision.model_fields["decision"].annotation)
 
 
@@ -46,7 +46,7 @@ class ReviewService:
     def __init__(self, container: Container, posture: PostureService | None = None) -> None:
         self.store = container.store
         self.appends = AppendService(container)
-        self.posture = posture or PostureService(container)
+        self.posture = posture or posture_service(container)
 
     def record(self, decision: ReviewDecision, *, recorded_by: RecordedBy) -> Answer:
         """Append a review after checking that its finding was in the answer it names."""

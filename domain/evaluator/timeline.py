@@ -13,16 +13,11 @@ def timeline(firm_id: str, findings: Iterable[Finding], start: date, end: date
              ) -> list[tuple[date, date, Status]]:
     """The posture as consecutive [from, to) pieces between start and end (exclusive)."""
     own = [f for f in findings if f.firm_id == firm_id]
-    cuts = {start, end}
-    for f in own:
-        cuts |= {d for d in (f.valid_from, f.valid_to) if d is not None and start < d < end}
-    ordered = sorted(cuts)
+    ordered = _cuts_between(own, start, end)
     # A sweep over the findings' starts and ends, counting the findings of each status that
     # hold: the posture on a day is the worst status with a count (posture_on, without
     # filtering every finding again for every cut).
-    edges = sorted([(f.valid_from, 1, f.status) for f in own]
-                   + [(f.valid_to, -1, f.status) for f in own if f.valid_to is not None],
-                   key=lambda e: (e[0], e[1]))
+    edges = _edges(own)
     holding: dict[Status, int] = {}
     next_edge = 0
     pieces: list[tuple[date, date, Status]] = []
@@ -37,6 +32,21 @@ def timeline(firm_id: str, findings: Iterable[Finding], start: date, end: date
         else:
             pieces.append((ordered[i], ordered[i + 1], status))
     return pieces
+
+
+def _cuts_between(findings: list[Finding], start: date, end: date) -> list[date]:
+    """start, end, and every date strictly between them where a finding starts or ends."""
+    cuts = {start, end}
+    for f in findings:
+        cuts |= {d for d in (f.valid_from, f.valid_to) if d is not None and start < d < end}
+    return sorted(cuts)
+
+
+def _edges(findings: list[Finding]) -> list[tuple[date, int, Status]]:
+    """(day, +1 or -1, status) where each finding starts and ends; ends first on a day."""
+    return sorted([(f.valid_from, 1, f.status) for f in findings]
+                  + [(f.valid_to, -1, f.status) for f in findings if f.valid_to is not None],
+                  key=lambda e: (e[0], e[1]))
 
 
 def status_changes(old: list[tuple[date, date, Status]], new: list[tuple[date, date, Status]]

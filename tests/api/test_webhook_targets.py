@@ -30,8 +30,8 @@ from infra.keys import KeyRing, Role
 from infra.settings import Settings
 from infra.webhook_targets import PinnedTransport, TargetRefused
 from infra.webhooks import BACKOFF, Dispatcher
-from tests.api.test_webhooks import TIMEOUT, Api, Pump, Receiver, firm, parse
 from tests.support.dns import Dns
+from tests.support.webhooks import TIMEOUT, Api, Pump, Receiver, firm, parse
 
 APPENDED = "ledger.appended"
 GLOBAL = "93.184.215.14"  # globally routable; nothing here ever connects to it

@@ -4,14 +4,13 @@ asks a real server whether it is ready."""
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+from bench.serving import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 CHIPLEDGER = Path(sys.executable).parent / "chipledger"
@@ -52,15 +51,9 @@ def healthcheck_command(port: int) -> list[str]:
     return [sys.executable, *(part.replace(":8000/", f":{port}/") for part in exec_form[1:])]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_the_healthcheck_fails_before_the_server_is_up_and_passes_once_it_is_ready(tmp_path):
-    port = _free_port()
+    port = free_port()
     command = healthcheck_command(port)
     assert "/readyz" in shlex.join(command)
     # nothing listens yet: the check fails
@@ -72,15 +65,7 @@ def test_the_healthcheck_fails_before_the_server_is_up_and_passes_once_it_is_rea
     server = subprocess.Popen([str(CHIPLEDGER), "serve", "--port", str(port)], env=env,
                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert server.poll() is None, "the server exited"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        wait_ready(f"http://127.0.0.1:{port}", server)
         # ready: the check passes
         assert subprocess.run(command, capture_output=True, timeout=30).returncode == 0
     finally:

@@ -8,7 +8,6 @@ cut, nothing listening) for several seconds."""
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from bench.serving import free_port, wait_ready
 from infra.bootstrap import bootstrap
 from infra.keys import KeyRing, Role
 from infra.settings import Settings
@@ -82,25 +82,6 @@ def _through(proxy_port: int, database_url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{proxy_port}"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(served: Served, server: subprocess.Popen[bytes], within: float) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        assert server.poll() is None, served.log.read_text()[-3000:]
-        try:
-            if httpx.get(served.base + "/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"not ready within {within} s")
-
-
 @pytest.fixture
 def served(database_url: str, tmp_path: Path) -> Iterator[Served]:
     if database_url.startswith("sqlite"):
@@ -114,7 +95,7 @@ def served(database_url: str, tmp_path: Path) -> Iterator[Served]:
     target = urlsplit(database_url)
     proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
     proxy_port = proxy.start()
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "server.log"
     env = {**os.environ, "CHIPLEDGER_DATABASE_URL": _through(proxy_port, database_url),
            "CHIPLEDGER_DATABASE_TIMEOUT": str(TIMEOUT), "CHIPLEDGER_LOG_FORMAT": "json",
@@ -125,7 +106,8 @@ def served(database_url: str, tmp_path: Path) -> Iterator[Served]:
                                   stdout=sink, stderr=sink)
     result = Served(f"http://127.0.0.1:{port}", proxy, {"Authorization": f"Bearer {key}"}, log)
     try:
-        _wait_ready(result, server, within=60)
+        wait_ready(result.base, server, within=60, timeout=5,
+                   why_exited=lambda: result.log.read_text()[-3000:])
         yield result
     finally:
         server.terminate()

@@ -6,7 +6,6 @@ runner rather than racing it with a second one. Each process is a real `chipledg
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,20 +20,14 @@ from typer.testing import CliRunner
 
 from api.cli import cli as chipledger
 from api.demo import story
+from bench.serving import free_port
 from infra.bootstrap import bootstrap
-from infra.lead import projection_lead
 from infra.settings import Settings
 
 CHIPLEDGER = str(Path(sys.executable).parent / "chipledger")
 STORY_EVENTS = sum(len(lines) for _, lines in story())
 
 pytestmark = pytest.mark.slow  # processes beside each other
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _until(condition: Callable[[], Any], what: str, within: float = 60) -> None:
@@ -86,7 +79,7 @@ def processes() -> Iterator[list[Process]]:
 
 
 def serve(tmp_path: Path, name: str, database_url: str) -> tuple[Process, str]:
-    port = _free_port()
+    port = free_port()
     server = Process(tmp_path, name, database_url, "serve", "--port", str(port))
     base = f"http://127.0.0.1:{port}"
 
@@ -173,7 +166,7 @@ def test_a_rebuild_refuses_in_one_line_while_another_runner_leads(database_url: 
     # Step 1: a database whose findings projection is led by a running runner (held here).
     settings = Settings(database_url=database_url, log_format="console")
     container = bootstrap(settings)
-    lead = projection_lead(container, "findings")
+    lead = container.backend.lead("findings")
     try:
         assert lead.take()
         # Step 2: `chipledger rebuild` would drop and refill the leader's rows: it refuses,

@@ -1,10 +1,8 @@
 """`chipledger serve --processes N`: several API processes on one port, PostgreSQL only."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import cli as chipledger
+from bench.serving import free_port, wait_ready
 from tests.support.databases import database_for
 
 CHIPLEDGER = Path(sys.executable).parent / "chipledger"
@@ -26,30 +25,11 @@ def test_more_than_one_process_is_refused_on_sqlite(tmp_path):
     assert not (tmp_path / "ledger.db").exists()  # refused before touching the database
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert server.poll() is None, "the server exited"
-        try:
-            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("the server did not start")
-
-
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_processes_append_to_one_chain(tmp_path):
     with database_for("postgres", tmp_path) as url:
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "CHIPLEDGER_DATABASE_URL": url, "CHIPLEDGER_AUTH": "disabled",
                "CHIPLEDGER_LOG_LEVEL": "warning",
                "CHIPLEDGER_SIGNING_KEY_FILE": str(tmp_path / "signing-key.pem")}
@@ -58,7 +38,7 @@ def test_processes_append_to_one_chain(tmp_path):
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         base = f"http://127.0.0.1:{port}"
         try:
-            _wait_ready(base, server)
+            wait_ready(base, server)
 
             def create(n: int) -> httpx.Response:
                 # Fresh connections: the kernel spreads them over the processes.

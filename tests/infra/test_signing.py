@@ -4,7 +4,6 @@ and the database's key refuse edits, and every process on one database signs wit
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from fastapi.testclient import TestClient
 from structlog.testing import capture_logs
 
 from api.app import create_app
+from bench.serving import free_port
 from infra.bootstrap import Container, bootstrap
 from infra.checkpoints import (
     Checkpointer,
@@ -365,12 +365,6 @@ def as_container(service: dict[str, Any], volumes: Path, database_url: str,
     command = [str(CHIPLEDGER) if part == "chipledger" else part for part in service["command"]]
     command = ["127.0.0.1" if part == "0.0.0.0" else part for part in command]
     return [str(port) if part == "8000" else part for part in command], env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(condition: Callable[[], bool], processes: list[subprocess.Popen[bytes]],

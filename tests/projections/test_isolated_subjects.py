@@ -26,9 +26,9 @@ from infra.keys import KeyRing
 from infra.keys import Role as KeyRole
 from infra.runner import ProjectionRunner
 from infra.settings import Settings
-from tests.api.test_webhooks import Api, Receiver, wait_until
 from tests.support.data import ALIBABA, H20, H20_RULE
 from tests.support.logs import save_unchecked, tamper
+from tests.support.webhooks import Api, Receiver, wait_until
 
 IMPOSSIBLE_DAY = "2025-02-30"  # a date no calendar has: fromisoformat raises ValueError
 BYTEDANCE = {"id": "bytedance", "name": "ByteDance", "hq_country": "CN"}

@@ -4,10 +4,11 @@ network that went silent) or kill it (every connection cut, nothing listening) a
 it back on the same port."""
 
 import asyncio
-import socket
 import threading
 from collections.abc import Coroutine
 from typing import Any
+
+from bench.serving import free_port
 
 CHUNK = 65536
 
@@ -31,7 +32,7 @@ class TcpProxy:
             self.thread.start()
             self._call(self._set_flowing(True))
         if not self.port:
-            self.port = _free_port()
+            self.port = free_port()
         self._call(self._listen())
         return self.port
 
@@ -96,9 +97,3 @@ class TcpProxy:
         finally:
             self.writers.discard(sink)
             sink.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
