@@ -176,9 +176,24 @@ def _references(kind: str, data: dict[str, Any]) -> frozenset[tuple[str, str]]:
     for name, ref_kind in KINDS[kind].references.items():
         value = data.get(name)
         for ref in value if isinstance(value, list) else [value]:
+            if isinstance(ref, dict):  # an owner: {"firm_id", "share"}
+                ref = ref["firm_id"]
             if ref is not None:
                 named.add((ref_kind, ref))
+    rule = data.get("rule") or {}
+    named |= {("firm", party) for party in rule.get("parties", ())}  # listed: known firms
     return frozenset(named)
+
+
+def _owners(draw: st.DrawFn, earlier: list[str]) -> list[dict[str, Any]]:
+    """Shares of firms registered before this one (no loop in any order), summing to <= 1."""
+    picked = draw(st.lists(st.sampled_from(earlier), max_size=2, unique=True)) if earlier \
+        else []
+    shares = draw(st.lists(st.sampled_from([0.2, 0.3, 0.5, 0.6]), min_size=len(picked),
+                           max_size=len(picked)))
+    if sum(shares) > 1:
+        shares = [0.5] * len(shares)
+    return [{"firm_id": f, "share": x} for f, x in zip(picked, shares, strict=True)]
 
 
 def _day(draw: st.DrawFn) -> str:
@@ -218,7 +233,20 @@ def _selector(draw: st.DrawFn, chips: list[str]) -> dict[str, Any]:
     return selector
 
 
-def _rule(draw: st.DrawFn, kind: str, chips: list[str]) -> dict[str, Any]:
+def _rule(draw: st.DrawFn, kind: str, chips: list[str], firms: list[str]) -> dict[str, Any]:
+    if kind == "restricted_party":
+        rule: dict[str, Any] = {"kind": kind, "parties": _subset(draw, firms, min_size=0),
+                                "chips": _selector(draw, chips),
+                                "licence_authority": draw(AUTHORITY)}
+        if draw(st.booleans()):
+            rule["affiliates_min_share"] = draw(st.sampled_from([0.25, 0.5]))
+        if _sometimes(draw, 3):
+            rule["applies_to"] = [draw(st.sampled_from(["shipments", "leases"]))]
+        return rule
+    return _round_one_rule(draw, kind, chips)
+
+
+def _round_one_rule(draw: st.DrawFn, kind: str, chips: list[str]) -> dict[str, Any]:
     if kind == "export_licence":
         rule: dict[str, Any] = {"kind": kind, "chips": _selector(draw, chips),
                                 "licence_authority": draw(AUTHORITY)}
@@ -277,6 +305,8 @@ def histories(draw: st.DrawFn) -> History:
                                 "hq_country": draw(HQ)}
         if firms and not _sometimes(draw, 4):
             body["parent_firm_id"] = draw(st.sampled_from(firms))
+        if firms and draw(st.booleans()):
+            body["owners"] = _owners(draw, firms)
         firms.append(b.create("firm", body))
         if body["hq_country"] == "CN":
             chinese.append(body["id"])
@@ -306,7 +336,7 @@ def histories(draw: st.DrawFn) -> History:
                                                                      "MY-MITI"])),
                 "title": f"Rule {n}", "citation": f"Citation {n}",
                 "effective_from": draw(REG_DAYS).isoformat(),
-                "rule": _rule(draw, kinds[n], chips)}
+                "rule": _rule(draw, kinds[n], chips, firms)}
         if _sometimes(draw, 3):
             body["compliance_from"] = draw(REG_DAYS).isoformat()
         regulations.append(b.create("regulation", body))
@@ -384,6 +414,7 @@ def histories(draw: st.DrawFn) -> History:
             }
             if parents:  # only firms registered before it: no cycle in any order
                 options["parent_firm_id"] = lambda p=parents: draw(st.sampled_from([*p, None]))
+                options["owners"] = lambda p=parents: _owners(draw, p)
             patch = _some(draw, options)
             if draw(st.booleans()):
                 b.later("firm", firm, "changes", {"effective_from": _day(draw), **patch})
@@ -416,7 +447,8 @@ def histories(draw: st.DrawFn) -> History:
             else:
                 kind = draw(st.sampled_from([current["kind"]] * 3 + list(RULE_KINDS)))
                 b.later("regulation", regulation, "amendments",
-                        {"effective_from": _day(draw), "rule": _rule(draw, kind, chips)})
+                        {"effective_from": _day(draw),
+                         "rule": _rule(draw, kind, chips, firms)})
     for lease in leases:
         for _ in range(draw(st.integers(0, 3))):
             op = draw(st.sampled_from(["amendments", "termination", "due-diligence",
