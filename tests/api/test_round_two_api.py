@@ -124,3 +124,67 @@ def test_ownership_refusals_name_owners_and_write_nothing(
         {"firm_id": "orchid-cloud", "share": 0.1}]}, "owners")
     refused(book, "firms/huawei/corrections", {"owners": [
         {"firm_id": "orchid-cloud", "share": 0.1}]}, "owners")
+
+
+# licence quantities and restricted parties, through storage --------------------------------------
+
+
+H100_BODY: dict[str, Any] = {"id": "nvidia-h100", "vendor": "NVIDIA", "origin_country": "US",
+                             "tpp": 15830, "performance_density": 19.4}
+
+
+def test_licence_quantity_runs_out_on_the_third_shipment_and_a_correction_restates(
+        client: TestClient, writer: Headers, as_role: Callable[[str], Headers]) -> None:
+    book = ledger_for(client, writer, as_role)
+    book.record_all(("chip-models", H20), ("firms", ALIBABA), ("regulations", H20_RULE))
+    book.record("licences", {"id": "lic-1000", "authority": "US-BIS", "holder_firm_id": "alibaba",
+                             "chip_models": ["nvidia-h20"], "destination_countries": ["CN"],
+                             "valid_from": "2025-05-01", "quantity": 1000})
+    for n, day in enumerate(("2025-06-01", "2025-07-01", "2025-08-01"), 1):
+        book.record("shipments", shipment(f"s{n}", day, quantity=400))
+    body = book.get("firms/alibaba/posture", as_of="2025-09-01")
+    found = {f["subject_id"]: f for f in body["findings"]}
+    assert {s: f["status"] for s, f in found.items()} == {
+        "s1": "compliant", "s2": "compliant", "s3": "violation"}
+    assert "licence lic-1000 has 200 of 1,000 left; shipment s3 needs 400" in \
+        found["s3"]["explanation"]
+    # The first shipment was 100 chips, not 400: the third is covered, as known from now on.
+    book.record("shipments/s1/corrections", {"quantity": 100, "reason": "customs record"})
+    assert statuses(book, "alibaba", "2025-09-01")["s3"] == "compliant"
+
+
+def test_restricted_party_affiliates_rule_suspended_through_storage(
+        client: TestClient, writer: Headers, as_role: Callable[[str], Headers]) -> None:
+    book = ledger_for(client, writer, as_role)
+    book.record_all(("chip-models", H100_BODY), ("firms", PARENT), ("firms", SUBSIDIARY))
+    rule = {"kind": "restricted_party", "parties": ["huawei"], "licence_authority": "US-BIS",
+            "affiliates_min_share": 0.5}
+    book.record("regulations", {"id": "affiliates", "authority": "US-BIS",
+                                "title": "Affiliates Rule", "citation": "FR doc 2025-19001",
+                                "effective_from": "2025-09-29", "rule": rule})
+    book.record("regulations/affiliates/suspension",
+                {"effective_from": "2025-11-10", "until": "2026-11-09"})
+    for month in ("10", "12"):
+        book.record("shipments", {"id": f"h100-{month}", "chip_model": "nvidia-h100",
+                                  "quantity": 512, "from_country": "US", "to_country": "SG",
+                                  "consignee_firm_id": "orchid-cloud",
+                                  "shipped_on": f"2025-{month}-15"})
+    body = book.get("firms/orchid-cloud/posture", as_of="2026-01-01")
+    [only] = body["findings"]
+    assert (only["subject_id"], only["status"]) == ("h100-10", "violation")
+    assert "restricted as 60% owned by listed huawei" in only["explanation"]
+    # Huawei sells down to 40% from 2025-10-01: the October shipment is restated, not restricted.
+    book.record("firms/orchid-cloud/changes", {"effective_from": "2025-10-01", "owners": [
+        {"firm_id": "huawei", "share": 0.4}]})
+    assert book.get("firms/orchid-cloud/posture", as_of="2026-01-01")["findings"] == []
+
+
+def test_restricted_party_listed_parties_must_be_known_firms(
+        client: TestClient, writer: Headers, as_role: Callable[[str], Headers]) -> None:
+    book = ledger_for(client, writer, as_role)
+    book.record_all(("firms", PARENT))
+    refused(book, "regulations", {"id": "el", "authority": "US-BIS", "title": "Entity List",
+                                  "citation": "15 CFR 744", "effective_from": "2019-05-16",
+                                  "rule": {"kind": "restricted_party",
+                                           "parties": ["huawei", "nobody"],
+                                           "licence_authority": "US-BIS"}}, "parties")
