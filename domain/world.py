@@ -117,6 +117,17 @@ class World:
         else:
             self._subjects_by_firm[value].add(SubjectRef(kind, record_id))
 
+    def revision_memo(self, name: str) -> dict[Any, Any]:
+        """A cache of answers about this state of the world (the draws, who is restricted):
+        those of earlier states are dropped when the world moves on."""
+        key = (name, self.revision)
+        if key not in self.memo:
+            for stale in [k for k in self.memo if k[0] == name]:
+                del self.memo[stale]
+            self.memo[key] = {}
+        memo: dict[Any, Any] = self.memo[key]
+        return memo
+
     # reading ----------------------------------------------------------------------------------
 
     def get(self, kind: str, record_id: str | None) -> RecordState | None:

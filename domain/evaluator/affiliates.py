@@ -25,7 +25,7 @@ class Restriction:
 def restriction(world: World, rule: RestrictedPartyRule, firm_id: str, day: date
                 ) -> Restriction | None:
     """Why the firm is restricted on `day` under the rule; None when it is not."""
-    memo = _memo(world)
+    memo = world.revision_memo("restricted")
     key = (tuple(rule.parties), rule.affiliates_min_share, firm_id, day)
     if key not in memo:
         memo[key] = _restriction(world, rule, firm_id, day)
@@ -42,16 +42,6 @@ def may_restrict(world: World, rule: RestrictedPartyRule, firm_ids: set[str]) ->
     firms = (world.get("firm", f) for f in firm_ids)
     above = {a.record_id for f in firms if f is not None for a in owned_above(f, _lookup(world))}
     return not parties.isdisjoint(above | firm_ids)
-
-
-def _memo(world: World) -> dict[Any, Any]:
-    key = ("restricted", world.revision)
-    if key not in world.memo:
-        for stale in [k for k in world.memo if k[0] == "restricted"]:
-            del world.memo[stale]
-        world.memo[key] = {}
-    memo: dict[Any, Any] = world.memo[key]
-    return memo
 
 
 def _lookup(world: World) -> Any:

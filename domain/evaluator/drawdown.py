@@ -45,23 +45,12 @@ def _shipped_on(shipment: RecordState) -> date:
 
 
 def _draws(world: World, consignee: str, authority: str) -> dict[str, Draw]:
-    memo = _memo(world)
+    memo = world.revision_memo("draws")
     key = (consignee, authority)
     if key not in memo:
         memo[key] = _Ledger(Scratch(world), consignee, authority).run()
     found: dict[str, Draw] = memo[key]
     return found
-
-
-def _memo(world: World) -> dict[Any, Any]:
-    """The draws of this state of the world; those of earlier states are dropped."""
-    key = ("draws", world.revision)
-    if key not in world.memo:
-        for stale in [k for k in world.memo if k[0] == "draws"]:
-            del world.memo[stale]
-        world.memo[key] = {}
-    memo: dict[Any, Any] = world.memo[key]
-    return memo
 
 
 class _Ledger:
