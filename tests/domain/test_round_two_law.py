@@ -17,7 +17,7 @@ from domain.ownership import owners_on
 from domain.records import LoggedEvent, check_event
 from domain.types import Status
 from domain.world import SubjectRef
-from tests.domain.test_evaluator import H20_RULE, Book, base, remote_rule
+from tests.domain.test_evaluator import H20_RULE, Book, base, local_rule, remote_rule
 
 C, V = Status.COMPLIANT, Status.VIOLATION
 D = date.fromisoformat
@@ -620,3 +620,14 @@ def test_restricted_party_an_ownership_change_above_a_lessee_cuts_its_findings()
     book.lease("l1", firm="orchid", starts_on="2025-09-01", ends_on="2025-12-31")
     book.change_firm("huawei-cloud", "2025-11-01", owners=[{"firm_id": "huawei", "share": 0.4}])
     assert book.spans("lease", "l1") == [("el", "2025-09-29", "2025-11-01", V)]
+
+
+# An activity whose subject_count is not recorded is taken to meet any min_subjects --------------
+
+
+def test_a_count_changed_to_unrecorded_meets_min_subjects_from_that_day():
+    book = law()
+    book.regulation("pipl", local_rule(min_subjects=10000), "2025-01-01", authority="CN-CAC")
+    book.activity("a1", count=500)
+    book.change_activity("a1", "2025-08-01", subject_count=None)
+    assert book.spans("processing_activity", "a1") == [("pipl", "2025-08-01", None, V)]
