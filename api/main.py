@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from api import errors, workbench
 from api.middleware import Observe
 from api.routes import appends, events, firms, integrity, ops, records, replays, webhooks
+from api.version import chipledger_version
 from infra.bootstrap import Container, bootstrap
 from infra.checkpoints import Checkpointer, signing_key_for
 from infra.group_commit import GroupCommitter
@@ -51,7 +52,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     app = FastAPI(
         title="chipledger",
-        version="0.1.0",
+        version=chipledger_version(),
         summary="Event-sourced, bitemporal audit ledger for AI-compute export control",
         lifespan=lifespan,
     )

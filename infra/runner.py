@@ -18,14 +18,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
-from typing import Protocol
 
 import structlog
 
-from infra.alarms import Alarms
 from infra.findings_store import FindingsStore, TrackingConflictError
 from infra.gc_pause import gc_paused
-from infra.lead import Backend
+from infra.needs import DatabaseNeeds
 from infra.replay import KIND_AND_TYPE, decode_state, replay_world
 from infra.store import LogStore, page_of_log
 from projections.findings import (
@@ -79,21 +77,10 @@ def _log_subjects(done: list[Commit]) -> None:
                      position=commit.position)
 
 
-class RunnerNeeds(Protocol):
-    """What a runner uses of the composition root (infra.bootstrap's Container has it)."""
-
-    @property
-    def store(self) -> LogStore: ...
-    @property
-    def alarms(self) -> Alarms: ...
-    @property
-    def backend(self) -> Backend: ...
-
-
 class ProjectionRunner:
     name = PROJECTION_NAME
 
-    def __init__(self, needs: RunnerNeeds, *, batch_size: int = 2000,
+    def __init__(self, needs: DatabaseNeeds, *, batch_size: int = 2000,
                  poll_interval: float = 0.5) -> None:
         self.store = needs.store
         self.backend = needs.backend

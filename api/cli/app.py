@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from api.deps import resolve_times
+from api.version import chipledger_version
 from infra.bootstrap import Container
 from infra.checkpoints import SigningKey
 from infra.logging import configure_logging
@@ -42,10 +43,19 @@ class _Options:
 _options = _Options()
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        print(f"chipledger {chipledger_version()}")
+        raise typer.Exit(0)
+
+
 @cli.callback()
 def _global_options(
     debug: Annotated[bool, typer.Option(
         "--debug", help="show the traceback of a failure to start")] = False,
+    _version: Annotated[bool, typer.Option(
+        "--version", help="print the version and exit", is_eager=True,
+        callback=_print_version)] = False,
 ) -> None:
     _options.debug = debug
 

@@ -30,8 +30,8 @@ from infra.bootstrap import Container
 from infra.bundle import BundleError, verify_bundle
 from infra.seal import format_time
 from infra.settings import Settings
-from tests.infra.test_integrity import run_sql
 from tests.support.data import LEASE, WORLD
+from tests.support.logs import run_sql
 
 Headers = dict[str, str]
 Json = dict[str, Any]
