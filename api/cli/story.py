@@ -3,9 +3,9 @@ ledger, then each firm's posture over time.
 
 Real instruments and chips are modelled as domain.md's simplified rule kinds (not legal
 advice). Where the story needs a violation, the firms involved are fictional
-(`zhiyuan-compute`, `lingxi-trading`, `orchid-cloud`), not real companies, and the demo says
-so in its output. Running it twice appends nothing
-the second time: every step carries an idempotency key.
+(`zhiyuan-compute`, `lingxi-trading`, `orchid-cloud`, `qingyun-ai`), not real companies, and
+the demo says so in its output. Running it twice appends nothing the second time: every step
+carries an idempotency key.
 """
 
 import json
@@ -189,7 +189,7 @@ def story() -> list[tuple[str, list[Line]]]:
 def _round_two() -> list[Line]:
     """Huawei's listing (2019-05-16) and the Affiliates Rule (2025-09-29, suspended from
     2025-11-10 through 2026-11-09) are public; Orchid Cloud, 60% owned by Huawei, and its
-    shipments are invented, as are Zhiyuan's licence and shipments."""
+    shipments are invented, as are Qingyun AI, its licence and its shipments."""
     entity_list = {"kind": "restricted_party", "parties": ["huawei"],
                    "licence_authority": "US-BIS"}
     return [
@@ -211,12 +211,13 @@ def _round_two() -> list[Line]:
                   quantity=512, exporter="NVIDIA", from_country="US", to_country="SG",
                   consignee_firm_id="orchid-cloud", shipped_on=f"2025-{month}-15")
           for month in ("10", "12")),
-        _create("licences", id="bis-h20-zhiyuan-1000", authority="US-BIS",
-                holder_firm_id="zhiyuan-compute", chip_models=["nvidia-h20"],
+        _create("firms", id="qingyun-ai", name="Qingyun AI (fictional)", hq_country="CN"),
+        _create("licences", id="bis-h20-qingyun-1000", authority="US-BIS",
+                holder_firm_id="qingyun-ai", chip_models=["nvidia-h20"],
                 destination_countries=["CN"], valid_from="2025-08-08", quantity=1000),
-        *(_create("shipments", id=f"ship-h20-zhiyuan-{n}", chip_model="nvidia-h20",
+        *(_create("shipments", id=f"ship-h20-qingyun-{n}", chip_model="nvidia-h20",
                   quantity=400, exporter="NVIDIA", from_country="US", to_country="CN",
-                  consignee_firm_id="zhiyuan-compute", shipped_on=f"2025-{8 + n:02d}-10")
+                  consignee_firm_id="qingyun-ai", shipped_on=f"2025-{8 + n:02d}-10")
           for n in (1, 2, 3)),
     ]
 
@@ -241,9 +242,10 @@ def record_story(container: Container, recorded_by: RecordedBy | None = None
 
 YEARS = (date(2022, 10, 1), date(2026, 2, 1))
 DEMO_FIRMS = ("alibaba", "alibaba-sg", "bytedance", "bytedance-sg", "deepseek",
-              "zhiyuan-compute", "lingxi-trading", "orchid-cloud")
+              "zhiyuan-compute", "lingxi-trading", "orchid-cloud", "qingyun-ai")
 FICTIONAL = ("Firms marked (fictional) are invented: every violation this story shows is "
-             "theirs (zhiyuan-compute, lingxi-trading, orchid-cloud), not a real company's. "
+             "theirs (zhiyuan-compute, lingxi-trading, orchid-cloud, qingyun-ai), not a real "
+             "company's. "
              "Huawei's listing from 2019-05-16 and the Affiliates Rule with its suspension "
              "from 2025-11-10 through 2026-11-09 are public facts.")
 _STYLE = {"compliant": "green", "attention": "yellow", "violation": "bold red"}
@@ -284,7 +286,7 @@ def _print_firm(console: Console, service: PostureService, firm: str, position: 
 
 def _print_round_two(console: Console, service: PostureService, position: int) -> None:
     """Each shipment of the round-two story and its verdict, a missing one said in words."""
-    found = {f.subject_id: f for firm in ("orchid-cloud", "zhiyuan-compute")
+    found = {f.subject_id: f for firm in ("orchid-cloud", "qingyun-ai")
              for f in service.findings.findings(position=position, firm_id=firm)}
     console.print("\n[bold]Round two, shipment by shipment:[/]")
     for line in _round_two():
