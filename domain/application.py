@@ -28,7 +28,9 @@ from domain.errors import (
 )
 from domain.ids import record_uuid
 from domain.kinds import ALL_KINDS, Role
+from domain.ownership import check_no_self_ownership
 from domain.persistence import LedgerRecorder
+from domain.records import LoggedEvent, RecordState
 
 
 @dataclass(frozen=True)
@@ -146,10 +148,7 @@ class Ledger(Application[UUID]):
                 value = data.get(name)
                 if value is None:
                     continue
-                if isinstance(value, list):
-                    referenced.update(record_uuid(kind, ref) for ref in value)
-                else:
-                    referenced.add(record_uuid(kind, value))
+                referenced.update(record_uuid(kind, ref) for _, ref in _each(value))
         wanted = referenced | named.keys()
         staged.present = self.batch_reads.existing(wanted)
         staged.absent = wanted - staged.present
@@ -183,6 +182,7 @@ class Ledger(Application[UUID]):
                 return self._repeat_create(record, data)
             if spec.references:
                 self._check_references(staged, spec.references, data)
+            self._check_parties(staged, append.kind, data)
             record = DraftRecord.open(append.kind, record_id, data) if staged.drafts \
                 else AGGREGATES[append.kind].open(record_id, data)
             staged.records[originator_id] = record
@@ -196,6 +196,9 @@ class Ledger(Application[UUID]):
             self._check_references(staged, spec.references, data)
         if append.kind == "firm" and data.get("parent_firm_id"):
             self._check_no_parent_cycle(staged, record_id, data["parent_firm_id"])
+        if append.kind == "firm" and data.get("owners"):
+            self._check_no_self_ownership(staged, record, append)
+        self._check_parties(staged, append.kind, data)
         record.record(append.role, data)
         return Outcome(append.kind, record_id, originator_id, record.version, False, True)
 
@@ -236,9 +239,9 @@ class Ledger(Application[UUID]):
         problems = []
         for name, kind in references.items():
             value = data.get(name)
-            for index, ref in _each(value):
+            for where, ref in _each(value):
                 if not self._exists(staged, kind, ref):
-                    loc: tuple[str | int, ...] = (name,) if index is None else (name, index)
+                    loc: tuple[str | int, ...] = (name, *where)
                     problems.append(FieldProblem(
                         loc, f"no {kind.replace('_', ' ')} with id {ref!r}", "unknown_reference"
                     ))
@@ -252,6 +255,32 @@ class Ledger(Application[UUID]):
         if staged.base is not None and originator_id in staged.base.records:
             return True
         return originator_id not in staged.absent and self.has_record(kind, record_id)
+
+    def _check_parties(self, staged: Staged, kind: str, data: dict[str, Any]) -> None:
+        """A restricted_party rule lists known firms (when enacted or amended)."""
+        rule = data.get("rule") if kind == "regulation" else None
+        if not rule or rule.get("kind") != "restricted_party":
+            return
+        try:
+            self._check_references(staged, {"parties": "firm"}, rule)
+        except InvalidRecordError as error:
+            error.problems = [FieldProblem(("rule", *p.loc), p.msg, p.type)
+                              for p in error.problems]
+            raise
+
+    def _check_no_self_ownership(self, staged: Staged, record: "Record | DraftRecord",
+                                 append: Append) -> None:
+        """Refuse owners that would make the firm own itself, through any firms, on any day."""
+        event = LoggedEvent(ALL_KINDS["firm"].events[append.role], append.data)
+        trial = _trial(record.state, event)
+
+        def lookup(firm_id: str) -> RecordState | None:
+            if firm_id == trial.record_id:
+                return trial
+            found = self._load(staged, "firm", firm_id)
+            return found.state if found is not None else None
+
+        check_no_self_ownership(trial, lookup)
 
     def _check_no_parent_cycle(self, staged: Staged, firm_id: str, parent_id: str) -> None:
         """Refuse a parent that is the firm itself or sits below it, on any date."""
@@ -271,12 +300,21 @@ class Ledger(Application[UUID]):
                 frontier += _parents_ever(parent)
 
 
-def _each(value: Any) -> Sequence[tuple[int | None, str]]:
+def _trial(state: RecordState, event: LoggedEvent) -> RecordState:
+    trial = copy.deepcopy(state)
+    trial.apply(event)
+    return trial
+
+
+def _each(value: Any) -> Sequence[tuple[tuple[str | int, ...], str]]:
+    """The ids a reference field names, each with where it sits in the field: an id, a list
+    of ids, or a list of owners ({"firm_id", "share"})."""
     if value is None:
         return []
-    if isinstance(value, list):
-        return list(enumerate(value))
-    return [(None, value)]
+    if not isinstance(value, list):
+        return [((), value)]
+    return [((i, "firm_id"), item["firm_id"]) if isinstance(item, dict) else ((i,), item)
+            for i, item in enumerate(value)]
 
 
 def _parents_ever(firm: "Record | DraftRecord") -> list[str]:

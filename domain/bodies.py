@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from domain.rules import Rule
+from domain.shares import OwnedFirm
 from domain.types import (
     MAX_COUNTRIES,
     MAX_MODELS,
@@ -97,21 +98,29 @@ class ChipModelCorrection(Correction):
 # firms -----------------------------------------------------------------------------------------
 
 
-class FirmRegistration(Body):
+class FirmRegistration(Body, OwnedFirm):
     id: RecordId
     name: Name
     hq_country: Country
     parent_firm_id: RecordId | None = None
 
+    def data(self) -> dict[str, Any]:
+        """Without `owners` when none are named: a firm registered before ownership was
+        recorded reads the same, and registering it again repeats it exactly."""
+        data = super().data()
+        if data.get("owners") is None:
+            del data["owners"]
+        return data
 
-class FirmChange(Change):
+
+class FirmChange(Change, OwnedFirm):
     CREATE = FirmRegistration
     name: Name | None = None
     hq_country: Country | None = None
     parent_firm_id: RecordId | None = None
 
 
-class FirmCorrection(Correction):
+class FirmCorrection(Correction, OwnedFirm):
     CREATE = FirmRegistration
     name: Name | None = None
     hq_country: Country | None = None
@@ -166,6 +175,19 @@ class RegulationAmendment(Body):
 
 class RegulationRescission(Ending):
     announced_on: Day | None = None
+
+
+class RegulationSuspension(Body):
+    """Out of force from `effective_from` through `until` (inclusive; open when absent)."""
+
+    effective_from: Day
+    until: Day | None = None
+    reason: Text | None = None
+
+
+class RegulationReinstatement(Body):
+    effective_from: Day
+    reason: Text | None = None
 
 
 # licences --------------------------------------------------------------------------------------

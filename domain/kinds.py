@@ -14,6 +14,8 @@ class Role(StrEnum):
     CHANGE = "change"  # changes named fields from `effective_from` on
     END = "end"  # the record no longer holds from `effective_from` on
     DILIGENCE = "diligence"  # a lease's due diligence, completed on a date
+    SUSPEND = "suspend"  # a regulation out of force over [effective_from, until]
+    REINSTATE = "reinstate"  # ends, from effective_from, the suspensions covering that day
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ FIRM = KindSpec(
     "firms",
     {Role.CREATE: "FirmRegistered", Role.CHANGE: "FirmChanged", Role.CORRECT: "FirmCorrected"},
     {Role.CREATE: b.FirmRegistration, Role.CHANGE: b.FirmChange, Role.CORRECT: b.FirmCorrection},
-    references={"parent_firm_id": "firm"},
+    references={"parent_firm_id": "firm", "owners": "firm"},  # owners: each one's firm_id
 )
 DATA_CENTRE = KindSpec(
     "data_centre",
@@ -63,11 +65,15 @@ REGULATION = KindSpec(
         Role.CREATE: "RegulationEnacted",
         Role.CHANGE: "RegulationAmended",
         Role.END: "RegulationRescinded",
+        Role.SUSPEND: "RegulationSuspended",
+        Role.REINSTATE: "RegulationReinstated",
     },
     {
         Role.CREATE: b.RegulationEnactment,
         Role.CHANGE: b.RegulationAmendment,
         Role.END: b.RegulationRescission,
+        Role.SUSPEND: b.RegulationSuspension,
+        Role.REINSTATE: b.RegulationReinstatement,
     },
     span=("effective_from", None),
 )

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from domain.dates import day_after
 from domain.errors import FieldProblem, InvalidRecordError
 from domain.kinds import ALL_KINDS, KindSpec, Role
 
@@ -51,6 +52,8 @@ class RecordState:
     diligence: tuple[Mapping[str, Any], ...] = ()
     version: int = 0
     positions: tuple[int, ...] = ()
+    # A regulation's suspensions and reinstatements, (role, data) in the order recorded.
+    pauses: tuple[tuple[Role, Mapping[str, Any]], ...] = ()
 
     @property
     def kind(self) -> str:
@@ -77,8 +80,10 @@ class RecordState:
         elif role is _END:
             self.ended_from = date.fromisoformat(data["effective_from"])
             self.ending = data
-        else:
+        elif role is Role.DILIGENCE:
             self.diligence = (*self.diligence, data)
+        else:
+            self.pauses = (*self.pauses, (role, data))
         self.version += 1
         if position is not None:
             self.positions = (*self.positions, position)
@@ -148,6 +153,8 @@ def check_event(state: RecordState, event: LoggedEvent) -> None:
         problems += _check_change(state, date.fromisoformat(event.data["effective_from"]))
     elif role is Role.END:
         problems += _check_ending(state, date.fromisoformat(event.data["effective_from"]))
+    elif role in (Role.SUSPEND, Role.REINSTATE):
+        problems += check_pause(state, role, event.data)
     if problems:
         raise InvalidRecordError(problems)
     trial = RecordState(
@@ -160,6 +167,7 @@ def check_event(state: RecordState, event: LoggedEvent) -> None:
         state.ending,
         state.diligence,
         state.version,
+        pauses=state.pauses,
     )
     trial.apply(event)
     check_state(trial)
@@ -233,6 +241,40 @@ def _check_ending(state: RecordState, effective_from: date) -> list[FieldProblem
         if last is not None and effective_from > last:
             return [FieldProblem(loc, f"the {_label(state)} already ends on {last}",
                                  "after_end")]
+    return []
+
+
+def suspended_spans(state: RecordState) -> list[tuple[date, date | None]]:
+    """The [from, to) spans a regulation's suspensions take it out of force, in the order
+    recorded: a reinstatement on `d` ends at `d` every suspension recorded before it that
+    covers `d` (suspensions may overlap; a reinstatement brings the rule back)."""
+    spans: list[tuple[date, date | None]] = []
+    for role, data in state.pauses:
+        start = date.fromisoformat(data["effective_from"])
+        if role is Role.SUSPEND:
+            until = data.get("until")
+            last = date.fromisoformat(until) if until else date.max
+            spans.append((start, None if last == date.max else day_after(last)))
+        else:
+            spans = [(a, start) if a <= start and (b is None or start < b) else (a, b)
+                     for a, b in spans]
+    return [(a, b) for a, b in spans if b is None or a < b]
+
+
+def suspended_on(state: RecordState, day: date) -> bool:
+    return any(a <= day and (b is None or day < b) for a, b in suspended_spans(state))
+
+
+def check_pause(state: RecordState, role: Role, data: Mapping[str, Any]) -> list[FieldProblem]:
+    """A suspension must not end before it starts; a reinstatement needs a suspension to end."""
+    start = date.fromisoformat(data["effective_from"])
+    until = data.get("until")
+    if role is Role.SUSPEND and until is not None and date.fromisoformat(until) < start:
+        return [FieldProblem(("until",), f"until {until} is before effective_from {start}",
+                             "date_order")]
+    if role is Role.REINSTATE and not suspended_on(state, start):
+        return [FieldProblem(("effective_from",), f"no suspension of {_label(state)} covers "
+                             f"{start}: there is nothing to reinstate", "not_suspended")]
     return []
 
 

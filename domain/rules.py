@@ -78,8 +78,27 @@ class DataLocalisationRule(_Strict):
     ] = Field(default_factory=list, max_length=3)
 
 
+MAX_PARTIES = 10_000  # the Entity List has a few thousand entries
+AppliesTo = Literal["shipments", "leases"]
+_EVERY_SUBJECT: tuple[AppliesTo, ...] = ("shipments", "leases")
+
+
+class RestrictedPartyRule(_Strict):
+    """An Entity List: listed firms (and, with affiliates_min_share, firms they own together
+    at least that share of) need a licence for the chips selected."""
+
+    kind: Literal["restricted_party"]
+    parties: Annotated[list[RecordId], Field(max_length=MAX_PARTIES)]
+    chips: ChipSelector = Field(default_factory=ChipSelector)
+    licence_authority: Authority
+    applies_to: Annotated[list[AppliesTo], Field(min_length=1, max_length=2)] = Field(
+        default_factory=lambda: list(_EVERY_SUBJECT))
+    affiliates_min_share: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
+
+
 Rule = Annotated[
-    ExportLicenceRule | RemoteComputeAccessRule | DataLocalisationRule,
+    ExportLicenceRule | RemoteComputeAccessRule | DataLocalisationRule | RestrictedPartyRule,
     Field(discriminator="kind"),
 ]
-RULE_KINDS = ("export_licence", "remote_compute_access", "data_localisation")
+RULE_KINDS = ("export_licence", "remote_compute_access", "data_localisation",
+              "restricted_party")

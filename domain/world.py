@@ -19,6 +19,19 @@ SUBJECT_KIND_OF_RULE = {
     "remote_compute_access": "lease",
     "data_localisation": "processing_activity",
 }
+# Every kind of subject a rule kind can judge; restricted_party's `applies_to` picks among them.
+SUBJECT_KINDS_OF_RULE: dict[str, tuple[str, ...]] = {
+    **{kind: (subject,) for kind, subject in SUBJECT_KIND_OF_RULE.items()},
+    "restricted_party": ("shipment", "lease"),
+}
+_APPLIES_TO = {"shipments": "shipment", "leases": "lease"}
+
+
+def judged_kinds(rule_kind: str, applies_to: Iterable[str] | None = None) -> set[str]:
+    """The kinds of subject a rule judges (a restricted_party rule: those of `applies_to`)."""
+    if rule_kind == "restricted_party" and applies_to is not None:
+        return {_APPLIES_TO[a] for a in applies_to}
+    return set(SUBJECT_KINDS_OF_RULE.get(rule_kind, ()))
 FIRM_FIELD = {"lease": "firm_id", "shipment": "consignee_firm_id",
               "processing_activity": "firm_id"}
 # The one field of each kind the world keeps an index of (subjects by firm, licences by holder,
@@ -39,7 +52,12 @@ class World:
         self._licences_by_holder: dict[str, set[str]] = defaultdict(set)
         self._subjects_by_firm: dict[str, set[SubjectRef]] = defaultdict(set)
         self._children: dict[str, set[str]] = defaultdict(set)
+        self._naming_licence: dict[str, set[str]] = defaultdict(set)  # licence -> shipments
+        self._owned: dict[str, set[str]] = defaultdict(set)  # owner -> firms it ever owned
+        # A shipment's consignees before corrections named another (rare: kept only then).
+        self._former_consignees: dict[str, set[str]] = defaultdict(set)
         self.regulation_stamp = 0  # moves on every regulation event: keys derived caches
+        self.revision = 0  # moves on every event folded in: keys caches of the whole world
         self.memo: dict[Any, Any] = {}
 
     # building ---------------------------------------------------------------------------------
@@ -62,6 +80,7 @@ class World:
               share: Callable[[Any], dict[str, Any]]) -> RecordState | None:
         if position is not None and position > self.position:
             self.position = position
+        self.revision += 1
         spec = KINDS.get(kind)
         if spec is None:
             return None
@@ -70,6 +89,9 @@ class World:
         if state is None:
             record_id = sys.intern(record_id)
             state = records[record_id] = RecordState(spec, record_id)
+        if kind == "shipment" and state.original.get("consignee_firm_id") not in (
+                None, data.get("consignee_firm_id", state.original.get("consignee_firm_id"))):
+            self._former_consignees[record_id].add(state.original["consignee_firm_id"])
         owned = share(data)  # the record keeps it without another copy
         self._index(kind, state.record_id, owned)  # before take(), which may pop fields
         state.take(event_type, owned, position)
@@ -79,6 +101,11 @@ class World:
 
     def _index(self, kind: str, record_id: str, data: Mapping[str, Any]) -> None:
         """Index every value a record has ever named: over-reaching only costs a recompute."""
+        if kind == "shipment" and data.get("licence_id"):
+            self._naming_licence[data["licence_id"]].add(record_id)
+        if kind == "firm":
+            for owner in data.get("owners") or ():
+                self._owned[owner["firm_id"]].add(record_id)
         field = _INDEXED_FIELD.get(kind)
         value = data.get(field) if field is not None else None
         if not value:
@@ -89,6 +116,17 @@ class World:
             self._children[value].add(record_id)
         else:
             self._subjects_by_firm[value].add(SubjectRef(kind, record_id))
+
+    def revision_memo(self, name: str) -> dict[Any, Any]:
+        """A cache of answers about this state of the world (the draws, who is restricted):
+        those of earlier states are dropped when the world moves on."""
+        key = (name, self.revision)
+        if key not in self.memo:
+            for stale in [k for k in self.memo if k[0] == name]:
+                del self.memo[stale]
+            self.memo[key] = {}
+        memo: dict[Any, Any] = self.memo[key]
+        return memo
 
     # reading ----------------------------------------------------------------------------------
 
@@ -111,17 +149,38 @@ class World:
         return set(self._subjects_by_firm.get(firm_id, ()))
 
     def descendants(self, firm_id: str) -> set[str]:
-        found: set[str] = set()
-        frontier = [firm_id]
-        while frontier:
-            for child in self._children.get(frontier.pop(), ()):
-                if child not in found:
-                    found.add(child)
-                    frontier.append(child)
-        return found
+        """Every firm whose parent chain includes this one, on some day."""
+        return _below(self._children, firm_id)
+
+    def owned_below(self, firm_id: str) -> set[str]:
+        """Every firm this one owns a share of, directly or not, on some day."""
+        return _below(self._owned, firm_id)
 
     def touched_by(self, kind: str, record_id: str) -> set[SubjectRef]:
-        """The subjects whose findings an event on this record can change."""
+        """The subjects whose findings an event on this record can change: those it names,
+        and every shipment that could draw on the same licences as a shipment among them."""
+        touched = self._touched(kind, record_id)
+        if kind == "licence":
+            touched |= {SubjectRef("shipment", s) for s in self._naming_licence.get(record_id, ())}
+        return touched | self._co_drawers(touched)
+
+    def _co_drawers(self, touched: set[SubjectRef]) -> set[SubjectRef]:
+        """The consignees' other shipments, for each consignee that holds a licence with a
+        quantity: what one draws changes what is left for the others (domain.md)."""
+        consignees = set()
+        for ref in touched:
+            state = self.get("shipment", ref.record_id) if ref.kind == "shipment" else None
+            if state is not None:
+                consignees |= {state.original.get("consignee_firm_id"),
+                               *self._former_consignees.get(ref.record_id, ())}
+        return {s for firm in consignees if firm and self._holds_quantities(firm)
+                for s in self._subjects_by_firm.get(firm, ()) if s.kind == "shipment"}
+
+    def _holds_quantities(self, firm_id: str) -> bool:
+        return any(lic.original.get("quantity") is not None
+                   for lic in self.licences_held_by(firm_id))
+
+    def _touched(self, kind: str, record_id: str) -> set[SubjectRef]:
         if kind not in KINDS:
             return set()
         if kind in SUBJECT_KINDS:
@@ -134,7 +193,7 @@ class World:
             subjects = self.subjects_of_firm(holder or "")
             return {s for s in subjects if s.kind != "processing_activity"}
         if kind == "firm":
-            firms = {record_id, *self.descendants(record_id)}
+            firms = {record_id, *self.descendants(record_id), *self.owned_below(record_id)}
             return {s for f in firms for s in self._subjects_by_firm.get(f, ())}
         field = "data_centre_id" if kind == "data_centre" else "chip_model"
         return self._naming(field, record_id)
@@ -159,8 +218,21 @@ class World:
             return set()
         rules = [state.original.get("rule") or {}] + [c.fields.get("rule") or {}
                                                       for c in state.changes]
-        kinds = {SUBJECT_KIND_OF_RULE[r["kind"]] for r in rules if r.get("kind")}
+        kinds = {k for r in rules if r.get("kind")
+                 for k in judged_kinds(r["kind"], r.get("applies_to"))}
         return {SubjectRef(k, rid) for k in kinds for rid in self._by_kind[k]}
+
+
+def _below(edges: Mapping[str, set[str]], firm_id: str) -> set[str]:
+    """Every firm reachable from `firm_id` along `edges` (parent -> children, owner -> owned)."""
+    found: set[str] = set()
+    frontier = [firm_id]
+    while frontier:
+        for child in edges.get(frontier.pop(), ()):
+            if child not in found:
+                found.add(child)
+                frontier.append(child)
+    return found
 
 
 def _compacted(data: Mapping[str, Any]) -> dict[str, Any]:

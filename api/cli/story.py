@@ -3,8 +3,9 @@ ledger, then each firm's posture over time.
 
 Real instruments and chips are modelled as domain.md's simplified rule kinds (not legal
 advice). Where the story needs a violation, the firms involved are fictional
-(`zhiyuan-compute`, `lingxi-trading`), not real companies. Running it twice appends nothing
-the second time: every step carries an idempotency key.
+(`zhiyuan-compute`, `lingxi-trading`, `orchid-cloud`, `qingyun-ai`), not real companies, and
+the demo says so in its output. Running it twice appends nothing the second time: every step
+carries an idempotency key.
 """
 
 import json
@@ -174,12 +175,50 @@ def story() -> list[tuple[str, list[Line]]]:
                     purpose="fine_tuning", data_subject_countries=["CN"], sensitive=True,
                     location_country="CN", starts_on="2025-03-01"),
         ]),
+        ("Round two: Huawei on the Entity List, the Affiliates Rule and its suspension, a "
+         "licence for 1,000 chips", _round_two()),
         ("Late records: a re-export's date corrected, ByteDance's due diligence found", [
             _act("shipments", "corrections", "ship-h100-johor-reexport",
                  shipped_on="2025-08-01", reason="customs record shows 1 August"),
             _act("leases", "due-diligence", "bytedance-tuas-h100", completed_on="2025-06-01",
                  reference="DD-2025-088, filed late"),
         ]),
+    ]
+
+
+def _round_two() -> list[Line]:
+    """Huawei's listing (2019-05-16) and the Affiliates Rule (2025-09-29, suspended from
+    2025-11-10 through 2026-11-09) are public; Orchid Cloud, 60% owned by Huawei, and its
+    shipments are invented, as are Qingyun AI, its licence and its shipments."""
+    entity_list = {"kind": "restricted_party", "parties": ["huawei"],
+                   "licence_authority": "US-BIS"}
+    return [
+        _create("firms", id="huawei", name="Huawei Technologies", hq_country="CN"),
+        _create("firms", id="orchid-cloud", name="Orchid Cloud (fictional)", hq_country="SG",
+                owners=[{"firm_id": "huawei", "share": 0.6}]),
+        _create("regulations", id="us-bis-entity-list-huawei", authority="US-BIS",
+                title="Entity List: Huawei and affiliates", citation="84 FR 22961",
+                published_on="2019-05-21", effective_from="2019-05-16", rule=entity_list),
+        _create("regulations", id="us-bis-affiliates-rule-2025", authority="US-BIS",
+                title="Affiliates Rule: 50% owned by listed parties",
+                citation="FR doc 2025-19001", published_on="2025-09-30",
+                effective_from="2025-09-29",
+                rule={**entity_list, "affiliates_min_share": 0.5}),
+        _act("regulations", "suspension", "us-bis-affiliates-rule-2025",
+             effective_from="2025-11-10", until="2026-11-09",
+             reason="US-China trade deal: suspended for one year"),
+        *(_create("shipments", id=f"ship-h100-orchid-{month}", chip_model="nvidia-h100",
+                  quantity=512, exporter="NVIDIA", from_country="US", to_country="SG",
+                  consignee_firm_id="orchid-cloud", shipped_on=f"2025-{month}-15")
+          for month in ("10", "12")),
+        _create("firms", id="qingyun-ai", name="Qingyun AI (fictional)", hq_country="CN"),
+        _create("licences", id="bis-h20-qingyun-1000", authority="US-BIS",
+                holder_firm_id="qingyun-ai", chip_models=["nvidia-h20"],
+                destination_countries=["CN"], valid_from="2025-08-08", quantity=1000),
+        *(_create("shipments", id=f"ship-h20-qingyun-{n}", chip_model="nvidia-h20",
+                  quantity=400, exporter="NVIDIA", from_country="US", to_country="CN",
+                  consignee_firm_id="qingyun-ai", shipped_on=f"2025-{8 + n:02d}-10")
+          for n in (1, 2, 3)),
     ]
 
 
@@ -203,7 +242,12 @@ def record_story(container: Container, recorded_by: RecordedBy | None = None
 
 YEARS = (date(2022, 10, 1), date(2026, 2, 1))
 DEMO_FIRMS = ("alibaba", "alibaba-sg", "bytedance", "bytedance-sg", "deepseek",
-              "zhiyuan-compute", "lingxi-trading")
+              "zhiyuan-compute", "lingxi-trading", "orchid-cloud", "qingyun-ai")
+FICTIONAL = ("Firms marked (fictional) are invented: every violation this story shows is "
+             "theirs (zhiyuan-compute, lingxi-trading, orchid-cloud, qingyun-ai), not a real "
+             "company's. "
+             "Huawei's listing from 2019-05-16 and the Affiliates Rule with its suspension "
+             "from 2025-11-10 through 2026-11-09 are public facts.")
 _STYLE = {"compliant": "green", "attention": "yellow", "violation": "bold red"}
 
 
@@ -216,9 +260,10 @@ def run_demo(container: Container, console: Console) -> None:
     service = posture_service(container)
     head = container.store.head()
     now = head.position if head else 0
-    console.print()
+    console.print(f"\n[bold]{FICTIONAL}[/]\n")
     for firm in DEMO_FIRMS:
         _print_firm(console, service, firm, now)
+    _print_round_two(console, service, now)
     _print_restatement(console, service, steps)
 
 
@@ -237,6 +282,23 @@ def _print_firm(console: Console, service: PostureService, firm: str, position: 
         table.add_row(str(start), str(end), f"[{_STYLE[status.value]}]{status.value}[/]",
                       reasons)
     console.print(table)
+
+
+def _print_round_two(console: Console, service: PostureService, position: int) -> None:
+    """Each shipment of the round-two story and its verdict, a missing one said in words."""
+    found = {f.subject_id: f for firm in ("orchid-cloud", "qingyun-ai")
+             for f in service.findings.findings(position=position, firm_id=firm)}
+    console.print("\n[bold]Round two, shipment by shipment:[/]")
+    for line in _round_two():
+        shipment_id = line["body"].get("id", "")
+        if line["type"] != "shipments":
+            continue
+        finding = found.get(shipment_id)
+        verdict = f"[{_STYLE[finding.status.value]}]{finding.status.value}[/]: " \
+            f"{finding.explanation}" if finding else \
+            "no finding: the Affiliates Rule was suspended that day, so Orchid Cloud was " \
+            "not restricted"
+        console.print(f"  {shipment_id} ({line['body']['shipped_on']}) {verdict}")
 
 
 def _print_restatement(console: Console, service: PostureService,

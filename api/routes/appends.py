@@ -33,6 +33,8 @@ APPENDS: tuple[tuple[str, str, Role], ...] = (
     ("/regulations", "regulation", Role.CREATE),
     ("/regulations/{record_id}/amendments", "regulation", Role.CHANGE),
     ("/regulations/{record_id}/rescission", "regulation", Role.END),
+    ("/regulations/{record_id}/suspension", "regulation", Role.SUSPEND),
+    ("/regulations/{record_id}/reinstatement", "regulation", Role.REINSTATE),
     ("/licences", "licence", Role.CREATE),
     ("/licences/{record_id}/revocation", "licence", Role.END),
     ("/leases", "lease", Role.CREATE),

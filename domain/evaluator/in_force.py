@@ -9,12 +9,19 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from domain.evaluator.shared import as_date
-from domain.records import RecordState
-from domain.rules import DataLocalisationRule, ExportLicenceRule, RemoteComputeAccessRule, Rule
-from domain.world import SUBJECT_KIND_OF_RULE, World
+from domain.records import RecordState, suspended_spans
+from domain.rules import (
+    DataLocalisationRule,
+    ExportLicenceRule,
+    RemoteComputeAccessRule,
+    RestrictedPartyRule,
+    Rule,
+)
+from domain.world import World, judged_kinds
 
 _RULE = TypeAdapter(Rule)
-AnyRule = ExportLicenceRule | RemoteComputeAccessRule | DataLocalisationRule
+AnyRule = (ExportLicenceRule | RemoteComputeAccessRule | DataLocalisationRule
+           | RestrictedPartyRule)
 Span = tuple[date, date | None]  # [from, to); None: open
 
 
@@ -39,7 +46,30 @@ class RulePiece:
 
 def in_force(regulation: RecordState) -> list[RulePiece]:
     """When the rule binds: from max(effective_from, compliance_from) until its rescission,
-    with each amendment's parameters from its effective_from."""
+    with each amendment's parameters from its effective_from, and holes where a suspension
+    covers the days."""
+    pieces = _unsuspended(regulation)
+    for hole in suspended_spans(regulation):
+        pieces = [p for piece in pieces for p in _without(piece, hole)]
+    return pieces
+
+
+def _without(piece: RulePiece, hole: tuple[date, date | None]) -> list[RulePiece]:
+    """The piece less the days of [hole): none, one or two pieces with its parameters."""
+    start, end = hole
+    kept = []
+    if piece.start < start:
+        kept.append(RulePiece(piece.start, _earlier(piece.end, start), piece.rule))
+    if end is not None and (piece.end is None or end < piece.end):
+        kept.append(RulePiece(max(piece.start, end), piece.end, piece.rule))
+    return [p for p in kept if p.end is None or p.start < p.end]
+
+
+def _earlier(a: date | None, b: date) -> date:
+    return b if a is None else min(a, b)
+
+
+def _unsuspended(regulation: RecordState) -> list[RulePiece]:
     facts = regulation.original
     start = max(as_date(facts["effective_from"]),
                 as_date(facts.get("compliance_from") or facts["effective_from"]))
@@ -78,7 +108,8 @@ def rules_for(world: World, subject_kind: str) -> list[tuple[RecordState, list[R
         chosen = []
         for regulation in sorted(world.of_kind("regulation"), key=lambda r: r.record_id):
             pieces = [p for p in in_force(regulation)
-                      if SUBJECT_KIND_OF_RULE[p.rule.kind] == subject_kind]
+                      if subject_kind in judged_kinds(p.rule.kind,
+                                                      getattr(p.rule, "applies_to", None))]
             if pieces:
                 chosen.append((regulation, pieces))
         world.memo[key] = chosen

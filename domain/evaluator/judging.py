@@ -7,7 +7,7 @@ from domain.evaluator.in_force import RulePiece, rules_for
 from domain.evaluator.rule_kinds import JUDGES
 from domain.evaluator.scratch import Scratch
 from domain.records import RecordState
-from domain.world import FIRM_FIELD, SUBJECT_KIND_OF_RULE, SubjectRef, World
+from domain.world import FIRM_FIELD, SUBJECT_KINDS_OF_RULE, SubjectRef, World
 
 
 def findings_for(world: World, subject: SubjectRef) -> list[Finding]:
@@ -31,7 +31,7 @@ def screen(world: World, subject: RecordState) -> Callable[[RulePiece], bool]:
     value the subject (or a record it names) has in any version can satisfy the rule: most
     subjects are outside most rules, and this spares judging them day by day."""
     screens = {name: kind.screen(world, subject) for name, kind in JUDGES.items()
-               if SUBJECT_KIND_OF_RULE[name] == subject.kind}
+               if subject.kind in SUBJECT_KINDS_OF_RULE[name]}
     return lambda piece: screens[piece.rule.kind](piece)
 
 

@@ -188,7 +188,7 @@ def _licence_needed(world: World, case: _LeaseCase, regulation: RecordState,
     """A violation rule needs a licence from its authority covering the chip and country."""
     authority = rule.licence_authority or ""
     licence, consulted = covering_licence(world, authority, case.firm_id, case.chip_id,
-                                          case.country, day)
+                                          case.country, day, case.facts["chip_count"])
     evidence |= positions(*consulted)
     if licence is not None:
         return Verdict(Status.COMPLIANT, f"{case.what}, covered by {authority} licence "

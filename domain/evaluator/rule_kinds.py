@@ -1,7 +1,7 @@
 """How each rule kind is judged: the one table the evaluator dispatches on.
 
 A rule kind is a rule model in domain/rules.py (named in its RULE_KINDS, with the kind of
-subject it judges in domain.world.SUBJECT_KIND_OF_RULE), one module here, and one entry in
+subjects it judges in domain.world.SUBJECT_KINDS_OF_RULE), one module here, and one entry in
 JUDGES: how to screen a subject, on which spans of a rule piece to judge it, and the verdict
 of one day.
 """
@@ -15,6 +15,7 @@ from domain.evaluator.activities import activity_days, activity_screen, judge_ac
 from domain.evaluator.findings import Verdict
 from domain.evaluator.in_force import AnyRule, RulePiece, Span
 from domain.evaluator.leases import judge_lease, lease_days, lease_screen
+from domain.evaluator.restricted import judge_restricted, restricted_days, restricted_screen
 from domain.evaluator.scratch import Scratch
 from domain.evaluator.shipments import judge_shipment, shipment_days, shipment_screen
 from domain.records import RecordState
@@ -41,4 +42,5 @@ JUDGES: dict[str, RuleKind[Any]] = {
     "export_licence": RuleKind(shipment_screen, shipment_days, judge_shipment),
     "remote_compute_access": RuleKind(lease_screen, lease_days, judge_lease),
     "data_localisation": RuleKind(activity_screen, activity_days, judge_activity),
+    "restricted_party": RuleKind(restricted_screen, restricted_days, judge_restricted),
 }

@@ -67,16 +67,20 @@ def chain_firms(world: World, firm_id: str) -> list[RecordState]:
 
 
 def covering_licence(world: World, authority: str, holder: str, chip_id: str, country: str,
-                     day: date) -> tuple[RecordState | None, list[RecordState]]:
+                     day: date, chips: int | None = None
+                     ) -> tuple[RecordState | None, list[RecordState]]:
     """The first valid licence that covers the case, and every licence that would but for
-    its dates (consulted: they are evidence either way)."""
+    its dates (consulted: they are evidence either way). With `chips` (a lease's count that
+    day), a licence with a quantity covers only up to it: leases draw nothing down."""
     consulted = [
         lic for lic in world.licences_held_by(holder)
         if lic.original.get("authority") == authority
         and chip_id in lic.original.get("chip_models", ())
         and country in lic.original.get("destination_countries", ())
     ]
-    valid = [lic for lic in consulted if lic.holds_on(day)]
+    valid = [lic for lic in consulted if lic.holds_on(day) and (
+        chips is None or lic.original.get("quantity") is None
+        or chips <= lic.original["quantity"])]
     return (valid[0] if valid else None), consulted
 
 

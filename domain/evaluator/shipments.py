@@ -1,13 +1,15 @@
-"""export_licence: a shipment, judged on its shipped_on."""
+"""export_licence: a shipment, judged on its shipped_on, covered by what it draws."""
 
 from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from domain.evaluator.drawdown import Draw, draw_for
 from domain.evaluator.findings import Verdict
 from domain.evaluator.in_force import RulePiece, Span
+from domain.evaluator.licence_need import export_scope
 from domain.evaluator.scratch import Scratch
-from domain.evaluator.shared import as_date, covering_licence, positions
+from domain.evaluator.shared import as_date, positions
 from domain.records import RecordState
 from domain.rules import ExportLicenceRule
 from domain.types import Status
@@ -29,39 +31,32 @@ def shipment_days(scratch: Scratch, shipment: RecordState, firm_id: str,
 def judge_shipment(scratch: Scratch, shipment: RecordState, regulation: RecordState,
                    rule: ExportLicenceRule, day: date) -> Verdict | None:
     facts = scratch.facts_on(shipment, day)
-    chip = scratch.matching_chip(rule.chips, facts["chip_model"], day)
-    if chip is None or not _in_destination_scope(scratch, facts, rule, day):
-        return None
-    if rule.from_countries is not None and facts["from_country"] not in rule.from_countries:
+    chip = export_scope(scratch, facts, rule, day)
+    if chip is None:
         return None
     consignee = facts["consignee_firm_id"]
-    licence, consulted = covering_licence(scratch.world, rule.licence_authority, consignee,
-                                          facts["chip_model"], facts["to_country"], day)
-    evidence = positions(shipment, regulation, chip, *consulted,
-                         *scratch.chain_firms(consignee))
-    return _licence_verdict(shipment, facts, regulation, rule, licence, evidence, day)
+    draw = draw_for(scratch, shipment, rule.licence_authority)
+    evidence = positions(shipment, regulation, chip, *scratch.chain_firms(consignee))
+    return licence_verdict(shipment, facts, regulation, rule.licence_authority, draw,
+                           evidence | draw.evidence, day)
 
 
-def _in_destination_scope(scratch: Scratch, facts: dict[str, Any], rule: ExportLicenceRule,
-                          day: date) -> bool:
-    """Whether the shipment goes where the rule looks: to one of its countries, or to a
-    consignee with a firm up its chain headquartered in one. A rule naming neither looks
-    everywhere."""
-    if rule.to_countries is None and rule.consignee_hq_countries is None:
-        return True
-    chain = scratch.hq_chain(facts["consignee_firm_id"], day)
-    return facts["to_country"] in (rule.to_countries or ()) or any(
-        hq in (rule.consignee_hq_countries or ()) for _, hq in chain)
-
-
-def _licence_verdict(shipment: RecordState, facts: dict[str, Any], regulation: RecordState,
-                     rule: ExportLicenceRule, licence: RecordState | None,
-                     evidence: frozenset[int], day: date) -> Verdict:
+def licence_verdict(shipment: RecordState, facts: dict[str, Any], regulation: RecordState,
+                    authority: str, draw: Draw, evidence: frozenset[int], day: date,
+                    because: str = "") -> Verdict:
+    """Covered by the licence it draws on, or a violation saying why none covers it."""
     what = (f"Shipment {shipment.record_id} of {facts['quantity']} {facts['chip_model']} to "
-            f"{facts['to_country']} on {day}")
-    if licence is not None:
-        return Verdict(Status.COMPLIANT, f"{what} is covered by {rule.licence_authority} "
-                       f"licence {licence.record_id} under {regulation.record_id}.", evidence)
-    return Verdict(Status.VIOLATION, f"{what} needs a {rule.licence_authority} licence under "
-                   f"{regulation.record_id}; none held by {facts['consignee_firm_id']} covers "
-                   "it.", evidence)
+            f"{facts['to_country']} on {day}{because}")
+    if draw.licence is not None:
+        left = "" if draw.left is None else \
+            f", which has {draw.left:,} of {int(draw.licence.original['quantity']):,} left"
+        return Verdict(Status.COMPLIANT, f"{what} is covered by {authority} licence "
+                       f"{draw.licence.record_id} under {regulation.record_id}{left}.", evidence)
+    if draw.named:
+        why = (f"it names licence {shipment.original.get('licence_id')}, which does not cover "
+               f"it: {draw.why_not}")
+    else:
+        why = f"none held by {facts['consignee_firm_id']} covers it" + \
+            (f" ({draw.why_not})" if draw.why_not else "")
+    return Verdict(Status.VIOLATION, f"{what} needs a {authority} licence under "
+                   f"{regulation.record_id}; {why}.", evidence)

@@ -2,7 +2,7 @@
 raw log that check the read models, what-ifs that store nothing, posture diffs, signed
 checkpoints that catch a rewritten log, and export bundles verified offline, byte for byte.
 
-Most tests record the demo story (`api.cli.story.record_story`, 39 events through 2025) and ask the
+Most tests record the demo story (`api.cli.story.record_story`, 51 events through 2025) and ask the
 API about it. CLI commands run as real subprocesses where it matters (no database reachable,
 the signing key of the test); byte flips run the same `chipledger verify` in-process.
 """
@@ -37,10 +37,11 @@ Headers = dict[str, str]
 Json = dict[str, Any]
 
 CLI = [str(Path(sys.executable).parent / "chipledger")]
-STORY_EVENTS = 39
+STORY_EVENTS = 51
 LATE_RECORDS = 2  # the story's last step: a corrected ship date, a due diligence filed late
-STORY_FIRMS = ["alibaba", "alibaba-sg", "bytedance", "bytedance-sg", "deepseek",
-               "johor-compute", "lingxi-trading", "zhiyuan-compute"]
+STORY_FIRMS = ["alibaba", "alibaba-sg", "bytedance", "bytedance-sg", "deepseek", "huawei",
+               "johor-compute", "lingxi-trading", "orchid-cloud", "qingyun-ai",
+               "zhiyuan-compute"]
 # No database can be opened there: offline verification runs with it, so it never opens one.
 UNREACHABLE = "sqlite:////nonexistent-chipledger-dir/nowhere/ledger.db"
 RED_FLAG = "us-bis-iaas-red-flag-2025"
@@ -227,8 +228,10 @@ class TestReplays:
         # on Chinese bank data in Singapore (violation); Zhiyuan's H20s came without a licence.
         assert {f: a["status"] for f, a in firms.items()} == {
             "alibaba": "compliant", "alibaba-sg": "violation", "bytedance": "compliant",
-            "bytedance-sg": "compliant", "deepseek": "compliant", "johor-compute": "compliant",
-            "lingxi-trading": "compliant", "zhiyuan-compute": "violation"}
+            "bytedance-sg": "compliant", "deepseek": "compliant", "huawei": "compliant",
+            "johor-compute": "compliant", "lingxi-trading": "compliant",
+            "orchid-cloud": "compliant", "qingyun-ai": "compliant",
+            "zhiyuan-compute": "violation"}
         assert rows(firms["alibaba-sg"]["findings"]) == [
             ("alibaba-johor-h100", RED_FLAG, "attention", "2025-05-13", "2025-06-20"),
             ("alibaba-sg-bank-ft", "cn-pipl-sensitive-export", "violation", "2025-06-01",

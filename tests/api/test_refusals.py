@@ -610,6 +610,8 @@ LATER_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("data-centres", "corrections"): {"name": "Renamed"},
     ("regulations", "amendments"): {"effective_from": "2025-06-01", "rule": H20_RULE["rule"]},
     ("regulations", "rescission"): {"effective_from": "2025-06-01"},
+    ("regulations", "suspension"): {"effective_from": "2025-06-01"},
+    ("regulations", "reinstatement"): {"effective_from": "2025-06-01"},
     ("licences", "revocation"): {"effective_from": "2025-09-01"},
     ("leases", "amendments"): {"effective_from": "2025-05-01", "chip_count": 10},
     ("leases", "termination"): {"effective_from": "2025-06-01"},

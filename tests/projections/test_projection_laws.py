@@ -176,13 +176,34 @@ def _references(kind: str, data: dict[str, Any]) -> frozenset[tuple[str, str]]:
     for name, ref_kind in KINDS[kind].references.items():
         value = data.get(name)
         for ref in value if isinstance(value, list) else [value]:
+            if isinstance(ref, dict):  # an owner: {"firm_id", "share"}
+                ref = ref["firm_id"]
             if ref is not None:
                 named.add((ref_kind, ref))
+    rule = data.get("rule") or {}
+    named |= {("firm", party) for party in rule.get("parties", ())}  # listed: known firms
     return frozenset(named)
+
+
+def _owners(draw: st.DrawFn, earlier: list[str]) -> list[dict[str, Any]]:
+    """Shares of firms registered before this one (no loop in any order), summing to <= 1."""
+    picked = draw(st.lists(st.sampled_from(earlier), max_size=2, unique=True)) if earlier \
+        else []
+    shares = draw(st.lists(st.sampled_from([0.2, 0.3, 0.5, 0.6]), min_size=len(picked),
+                           max_size=len(picked)))
+    if sum(shares) > 1:
+        shares = [0.5] * len(shares)
+    return [{"firm_id": f, "share": x} for f, x in zip(picked, shares, strict=True)]
 
 
 def _day(draw: st.DrawFn) -> str:
     return draw(DAYS).isoformat()
+
+
+def _new_day(draw: st.DrawFn, taken: set[str]) -> str:
+    day = draw(DAYS.map(date.isoformat).filter(lambda d: d not in taken))
+    taken.add(day)
+    return day
 
 
 def _later_day(draw: st.DrawFn, after: str) -> str:
@@ -212,7 +233,20 @@ def _selector(draw: st.DrawFn, chips: list[str]) -> dict[str, Any]:
     return selector
 
 
-def _rule(draw: st.DrawFn, kind: str, chips: list[str]) -> dict[str, Any]:
+def _rule(draw: st.DrawFn, kind: str, chips: list[str], firms: list[str]) -> dict[str, Any]:
+    if kind == "restricted_party":
+        rule: dict[str, Any] = {"kind": kind, "parties": _subset(draw, firms, min_size=0),
+                                "chips": _selector(draw, chips),
+                                "licence_authority": draw(AUTHORITY)}
+        if draw(st.booleans()):
+            rule["affiliates_min_share"] = draw(st.sampled_from([0.25, 0.5]))
+        if _sometimes(draw, 3):
+            rule["applies_to"] = [draw(st.sampled_from(["shipments", "leases"]))]
+        return rule
+    return _round_one_rule(draw, kind, chips)
+
+
+def _round_one_rule(draw: st.DrawFn, kind: str, chips: list[str]) -> dict[str, Any]:
     if kind == "export_licence":
         rule: dict[str, Any] = {"kind": kind, "chips": _selector(draw, chips),
                                 "licence_authority": draw(AUTHORITY)}
@@ -271,6 +305,8 @@ def histories(draw: st.DrawFn) -> History:
                                 "hq_country": draw(HQ)}
         if firms and not _sometimes(draw, 4):
             body["parent_firm_id"] = draw(st.sampled_from(firms))
+        if firms and draw(st.booleans()):
+            body["owners"] = _owners(draw, firms)
         firms.append(b.create("firm", body))
         if body["hq_country"] == "CN":
             chinese.append(body["id"])
@@ -289,6 +325,8 @@ def histories(draw: st.DrawFn) -> History:
                 "destination_countries": _subset(draw, DESTINATIONS), "valid_from": valid_from}
         if draw(st.booleans()):
             body["valid_to"] = _later_day(draw, valid_from)
+        if draw(st.booleans()):  # a quantity the shipments drawn here can exhaust
+            body["quantity"] = draw(st.sampled_from([8, 800, 1000, 1600]))
         licences.append(b.create("licence", body))
         grants[body["id"]] = body
     regulations = []
@@ -298,7 +336,7 @@ def histories(draw: st.DrawFn) -> History:
                                                                      "MY-MITI"])),
                 "title": f"Rule {n}", "citation": f"Citation {n}",
                 "effective_from": draw(REG_DAYS).isoformat(),
-                "rule": _rule(draw, kinds[n], chips)}
+                "rule": _rule(draw, kinds[n], chips, firms)}
         if _sometimes(draw, 3):
             body["compliance_from"] = draw(REG_DAYS).isoformat()
         regulations.append(b.create("regulation", body))
@@ -322,12 +360,15 @@ def histories(draw: st.DrawFn) -> History:
             body["ends_on"] = _later_day(draw, starts_on)
         leases.append(b.create("lease", body))
     shipments = []
+    # Distinct ship dates: draws then follow shipped_on alone, and law (b) holds in any
+    # arrival order (on a tie, the ShipmentRecorded positions decide: domain.md).
+    shipped: set[str] = set()
     for n in range(draw(st.integers(1, 3))):
         body = {"id": f"ship-{n}", "chip_model": draw(st.sampled_from(chips)),
                 "quantity": draw(st.sampled_from([8, 800])), "exporter": "NVIDIA",
                 "from_country": draw(st.sampled_from(["US", "MY", "SG"])),
                 "to_country": draw(DESTINATION),
-                "consignee_firm_id": draw(lessee), "shipped_on": _day(draw)}
+                "consignee_firm_id": draw(lessee), "shipped_on": _new_day(draw, shipped)}
         if grants and draw(st.booleans()):  # a shipment some licence might cover
             grant = grants[draw(st.sampled_from(licences))]
             body["consignee_firm_id"] = grant["holder_firm_id"]
@@ -373,6 +414,7 @@ def histories(draw: st.DrawFn) -> History:
             }
             if parents:  # only firms registered before it: no cycle in any order
                 options["parent_firm_id"] = lambda p=parents: draw(st.sampled_from([*p, None]))
+                options["owners"] = lambda p=parents: _owners(draw, p)
             patch = _some(draw, options)
             if draw(st.booleans()):
                 b.later("firm", firm, "changes", {"effective_from": _day(draw), **patch})
@@ -394,10 +436,19 @@ def histories(draw: st.DrawFn) -> History:
         for _ in range(draw(later_ops)):
             if _sometimes(draw, 4):
                 b.later("regulation", regulation, "rescission", {"effective_from": _day(draw)})
+            elif _sometimes(draw, 3):
+                start = _day(draw)
+                until = {"until": _later_day(draw, start)} if draw(st.booleans()) else {}
+                b.later("regulation", regulation, "suspension", {"effective_from": start,
+                                                                 **until})
+                if draw(st.booleans()):
+                    b.later("regulation", regulation, "reinstatement",
+                            {"effective_from": _later_day(draw, start)})
             else:
                 kind = draw(st.sampled_from([current["kind"]] * 3 + list(RULE_KINDS)))
                 b.later("regulation", regulation, "amendments",
-                        {"effective_from": _day(draw), "rule": _rule(draw, kind, chips)})
+                        {"effective_from": _day(draw),
+                         "rule": _rule(draw, kind, chips, firms)})
     for lease in leases:
         for _ in range(draw(st.integers(0, 3))):
             op = draw(st.sampled_from(["amendments", "termination", "due-diligence",
@@ -431,7 +482,7 @@ def histories(draw: st.DrawFn) -> History:
                 "to_country": lambda: draw(st.sampled_from(DESTINATIONS)),
                 "from_country": lambda: draw(st.sampled_from(["US", "MY", "SG"])),
                 "consignee_firm_id": lambda: draw(st.sampled_from(firms)),
-                "shipped_on": lambda: _day(draw),
+                "shipped_on": lambda: _new_day(draw, shipped),
                 "quantity": lambda: draw(st.sampled_from([8, 800])),
             }
             patch = _some(draw, options)
