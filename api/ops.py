@@ -60,6 +60,8 @@ def _readiness(state: Any, timeout: float) -> JSONResponse:
         "projections": {"findings": {"position": projected,
                                      "lag": max(0, (head.position if head else 0) - projected)}},
     }
+    if state.posture.sources.standbys:
+        body["replicas"] = state.posture.sources.lags(body["head_position"], projected)
     return JSONResponse(body)
 
 
@@ -79,6 +81,9 @@ async def metrics(request: Request, _: Reader) -> Response:
             sum(alarm.component == component for alarm in alarms))
     state.metrics.projection_lag.labels("findings").set(
         max(0, (head.position if head else 0) - projected))
+    sources = state.posture.sources
+    lags = await run_in_threadpool(sources.lags, head.position if head else 0, projected)
+    state.metrics.show_replicas(lags, sources.served)
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -4,7 +4,7 @@ The database URL is mapped once onto the eventsourcing library's environment, an
 is checked after construction: the library's default (in-memory POPO) must never slip in.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -13,7 +13,10 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 from domain.application import Ledger
 from infra.alarms import Alarms
 from infra.deadlines import TIMEOUT_KEY
+from infra.dialect import Dialect
 from infra.postgres import SealingPostgresRecorder
+from infra.postgres.deadlines import DeadlinePostgresFactory
+from infra.postgres.dialect import PostgresDialect
 from infra.settings import Settings
 from infra.sqlite import SealingSQLiteRecorder
 from infra.store import LogStore
@@ -56,17 +59,46 @@ def library_env(settings: Settings) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class ReadReplica:
+    """A hot standby of the primary, read through the same dialect (infra.replicas)."""
+
+    name: str  # host:port, as /readyz and /metrics name it
+    dialect: Dialect
+    datastore: object
+
+    def close(self) -> None:
+        self.datastore.close()  # type: ignore[attr-defined]
+
+
+def read_replicas(settings: Settings, events_table_name: str) -> list[ReadReplica]:
+    """The standbys of CHIPLEDGER_READ_DATABASE_URLS, each with a pool of its own (opened on
+    first use: a standby that is down does not stop the service starting)."""
+    replicas = []
+    for url in settings.read_urls:
+        env = library_env(settings.model_copy(update={"database_url": url}))
+        datastore = DeadlinePostgresFactory(env).datastore
+        parts = urlsplit(url)
+        replicas.append(ReadReplica(f"{parts.hostname}:{parts.port or 5432}",
+                                    PostgresDialect(datastore, events_table_name), datastore))
+    return replicas
+
+
 @dataclass
 class Container:
-    """What the entry points use: the Ledger, a reader of the sealed log, the alarms."""
+    """What the entry points use: the Ledger, a reader of the sealed log, the alarms, and the
+    read replicas when there are any."""
 
     settings: Settings
     ledger: Ledger
     store: LogStore
     alarms: Alarms
+    replicas: list[ReadReplica] = field(default_factory=list)
 
     def close(self) -> None:
         self.ledger.close()
+        for replica in self.replicas:
+            replica.close()
 
 
 def bootstrap(settings: Settings | None = None) -> Container:
@@ -81,4 +113,6 @@ def bootstrap(settings: Settings | None = None) -> Container:
                            f"{settings.backend}: refusing to run unsealed")
     store = LogStore(recorder.dialect)
     ledger.batch_reads = store
-    return Container(settings, ledger, store, Alarms(recorder.dialect))
+    replicas = read_replicas(settings, recorder.events_table_name) \
+        if settings.read_urls else []
+    return Container(settings, ledger, store, Alarms(recorder.dialect), replicas)

@@ -1,7 +1,9 @@
 """Posture, residency, timelines and restatements, read from the bitemporal read model.
 
 Every answer reflects one position: the last one recorded at `known_at`, or the read model's
-own position when it has not got that far yet (the answer says which).
+own position when it has not got that far yet (the answer says which). The position is read on
+the primary; the answer's rows come from a read replica that has replayed that far, when one
+has (infra.replicas), else from the primary.
 """
 
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from domain.types import Status
 from domain.world import World
 from infra.bootstrap import Container
 from infra.findings_store import FindingsStore
+from infra.replicas import ReplicaSet
 from projections.findings import PROJECTION_NAME
 
 MAX_WAIT_SECONDS = 5.0  # how long a read waits for the read models to reach min_position
@@ -61,6 +64,7 @@ class PostureService:
     def __init__(self, container: Container) -> None:
         self.store = container.store
         self.findings = FindingsStore(container.store.dialect)
+        self.sources = ReplicaSet(container)
 
     def projected(self) -> int:
         return self.findings.tracking(PROJECTION_NAME)
@@ -73,7 +77,8 @@ class PostureService:
         return Moment(as_of, known_at, min(self.store.position_at(known_at), self.projected()))
 
     def check_firm(self, firm_id: str, moment: Moment) -> dict[str, Any]:
-        entries = self.store.entries_for(record_uuid("firm", firm_id), upto=moment.position)
+        source = self.sources.source(moment.position)
+        entries = source.store.entries_for(record_uuid("firm", firm_id), upto=moment.position)
         if not entries:
             raise RecordNotFoundError("firm", firm_id)
         state = fold("firm", firm_id, [LoggedEvent(e.type, e.data, e.position) for e in entries])
@@ -83,26 +88,27 @@ class PostureService:
         """Every firm known at the moment's position, with its facts on its as_of date."""
         topics = [getattr(Firm, name).TOPIC for name in FIRM.events.values()]
         world = World()
-        for entry in self.store.entries_of_topics(topics, upto=moment.position):
+        source = self.sources.source(moment.position)
+        for entry in source.store.entries_of_topics(topics, upto=moment.position):
             world.apply("firm", entry.record_id, LoggedEvent(entry.type, entry.data,
                                                              entry.position))
         return {f.record_id: f.facts_on(moment.as_of) for f in world.of_kind("firm")}
 
     def posture(self, firm_id: str, moment: Moment) -> Posture:
-        rows = self.findings.findings(position=moment.position, firm_id=firm_id,
-                                      day=moment.as_of)
+        findings = self.sources.source(moment.position).findings
+        rows = findings.findings(position=moment.position, firm_id=firm_id, day=moment.as_of)
         return posture_on(firm_id, rows, moment.as_of)
 
     def residency(self, firm_id: str, moment: Moment
                   ) -> tuple[Status, list[Finding], list[Processing]]:
-        rows = self.findings.findings(position=moment.position, firm_id=firm_id,
-                                      day=moment.as_of)
-        pieces = self.findings.pieces(position=moment.position, firm_id=firm_id,
-                                      day=moment.as_of)
+        findings = self.sources.source(moment.position).findings
+        rows = findings.findings(position=moment.position, firm_id=firm_id, day=moment.as_of)
+        pieces = findings.pieces(position=moment.position, firm_id=firm_id, day=moment.as_of)
         return residency_from(firm_id, rows, pieces, moment.as_of)
 
     def all_postures(self, moment: Moment) -> dict[str, Posture]:
-        rows = self.findings.findings(position=moment.position, day=moment.as_of)
+        rows = self.sources.source(moment.position).findings.findings(
+            position=moment.position, day=moment.as_of)
         by_firm: dict[str, list[Finding]] = {}
         for finding in rows:  # grouped once: posture_on over every row per firm was quadratic
             by_firm.setdefault(finding.firm_id, []).append(finding)
@@ -110,7 +116,8 @@ class PostureService:
 
     def timeline(self, firm_id: str, position: int, start: date | None, end: date | None
                  ) -> tuple[date, date, list[tuple[date, date, Status]]]:
-        rows = self.findings.findings(position=position, firm_id=firm_id)
+        rows = self.sources.source(position).findings.findings(position=position,
+                                                              firm_id=firm_id)
         today = date.today()
         start = start or min((f.valid_from for f in rows), default=today)
         end = end or day_after(max(today, start))

@@ -1,0 +1,106 @@
+"""Reads served by PostgreSQL hot standbys (CHIPLEDGER_READ_DATABASE_URLS) when they have
+replayed far enough, else by the primary.
+
+A read of the read models is an answer at one position (infra.posture's Moment: the position
+`known_at` maps to, or the read models' own on the primary, after any `min_position` wait).
+The findings are bitemporal by position, so any database whose projection has reached that
+position gives the same rows: a standby whose replayed tracking row is at or past it serves
+the read, one that lags does not. The tracking position only grows, so the last one seen is
+a safe lower bound for a second; a standby that fails is left alone for a few seconds.
+"""
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from infra.bootstrap import Container, ReadReplica
+from infra.findings_store import FindingsStore
+from infra.postgres.standby import replay_of
+from infra.store import LogStore
+from projections.findings import PROJECTION_NAME
+
+log = structlog.get_logger("chipledger.replicas")
+
+FRESH_SECONDS = 1.0  # how long a standby's position, once read, is trusted as a lower bound
+DOWN_SECONDS = 5.0  # how long a standby that failed is not asked again
+PRIMARY = "primary"
+
+
+@dataclass(frozen=True)
+class ReadSource:
+    """Where one read runs: the log and read model of the primary or of a standby."""
+
+    name: str
+    store: LogStore
+    findings: FindingsStore
+
+
+class Standby:
+    def __init__(self, replica: ReadReplica) -> None:
+        self.replica = replica
+        self.source = ReadSource(replica.name, LogStore(replica.dialect),
+                                 FindingsStore(replica.dialect))
+        self.known, self.known_at, self.down_until = 0, 0.0, 0.0
+
+    def covers(self, position: int) -> bool:
+        now = time.monotonic()
+        if self.known >= position and now - self.known_at < FRESH_SECONDS:
+            return True
+        if now < self.down_until:
+            return False
+        try:
+            self.known = self.source.findings.tracking(PROJECTION_NAME)
+        except Exception as error:  # any failure: the primary answers meanwhile
+            log.warning("replica_unavailable", replica=self.source.name,
+                        error=type(error).__name__)
+            self.down_until = now + DOWN_SECONDS
+            return False
+        self.known_at = now
+        return self.known >= position
+
+    def lag(self, head: int, projected: int) -> dict[str, Any]:
+        """How far behind the primary (its head and projected position) this standby is."""
+        try:
+            replica_head = self.source.store.head()
+            replica_projected = self.source.findings.tracking(PROJECTION_NAME)
+            replay = replay_of(self.replica.dialect)
+        except Exception as error:
+            return {"name": self.source.name, "status": "unavailable",
+                    "error": type(error).__name__}
+        position = replica_head.position if replica_head else 0
+        return {"name": self.source.name, "status": "paused" if replay.paused else "streaming",
+                "head_position": position, "projected_position": replica_projected,
+                "lag_events": max(0, head - position),
+                "projection_lag_events": max(0, projected - replica_projected),
+                "lag_seconds": round(replay.seconds, 3)}
+
+
+class ReplicaSet:
+    """The primary and its standbys; each read goes to the next standby that covers it."""
+
+    def __init__(self, container: Container) -> None:
+        self.primary = ReadSource(PRIMARY, container.store,
+                                  FindingsStore(container.store.dialect))
+        self.standbys = [Standby(replica) for replica in container.replicas]
+        self.served: Counter[str] = Counter()
+        self.turn = 0
+        self.lock = threading.Lock()
+
+    def source(self, position: int) -> ReadSource:
+        """A standby that has replayed the read models to `position`, else the primary."""
+        count = len(self.standbys)
+        with self.lock:
+            start, self.turn = self.turn, self.turn + 1  # round robin over the standbys
+        chosen = next((standby.source for i in range(count)
+                       if (standby := self.standbys[(start + i) % count]).covers(position)),
+                      self.primary)
+        with self.lock:
+            self.served[chosen.name] += 1
+        return chosen
+
+    def lags(self, head: int, projected: int) -> list[dict[str, Any]]:
+        return [standby.lag(head, projected) for standby in self.standbys]
