@@ -17,10 +17,11 @@ from datetime import date, timedelta
 from typing import Any, TypeVar
 
 from infra.bootstrap import Container, bootstrap
-from infra.posture import PostureService
-from infra.service import ReadService
+from infra.posture import posture_service
 from infra.settings import Settings
 from infra.store import Cursor, Dialect
+from projections.records import ReadService
+from projections.views import Moment
 
 LARGE_TABLE = 10_000  # rows: a whole scan of a bigger table is flagged
 MANY_ROWS = 5_000  # rows read or sorted by one plan node to answer for one firm or record
@@ -174,12 +175,13 @@ def _explain_reads(container: Container, rng: random.Random) -> None:
           f"known_from {known_from.isoformat()}; record {record.kind} {record.record_id}\n")
 
     explainer = Explainer(postgres, large)
-    posture = PostureService(container)
-    reads = ReadService(container)
+    posture = posture_service(container)
+    reads = ReadService(container.store)
     with _explaining(dialect, explainer):
-        moment = _during(explainer, "moment", lambda: posture.moment(as_of, known_at))
+        moment = _during(explainer, "moment", lambda: posture.reading(Moment(as_of, known_at)))
         _during(explainer, "record as of",
-                lambda: reads.record(record.kind, record.record_id, as_of, record_known_at))
+                lambda: reads.record(record.kind, record.record_id,
+                                    Moment(as_of, record_known_at)))
         _during(explainer, "posture", lambda: (posture.check_firm(firm_id, moment),
                                                posture.posture(firm_id, moment)))
         _during(explainer, "residency", lambda: posture.residency(firm_id, moment))

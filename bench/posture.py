@@ -25,14 +25,14 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.posture import _processing_json, finding_json, posture_json
-from api.reads import resolve_times
+from api.deps import moment_of, resolve_times
+from api.schemas import finding_json, posture_json, processing_json
 from bench.explain import refresh_statistics
 from domain.errors import RecordNotFoundError
 from infra.bootstrap import Container, bootstrap
 from infra.keys import KeyRing, Role
 from infra.logging import configure_logging
-from infra.posture import PostureService
+from infra.posture import PostureService, posture_service
 from infra.replay import ReplayService
 from infra.runner import ProjectionRunner
 from infra.seal import format_time
@@ -89,7 +89,7 @@ def _measure(container: Container, queries: int, seed: int) -> None:
     _catch_up(container)
     for table in refresh_statistics(container):
         print(f"analyzed {table} (statistics missing or stale: autovacuum has not run on it)")
-    service = PostureService(container)
+    service = posture_service(container)
     firms, first, last = _universe(container, service)
     rng = random.Random(seed)
     asks = [_ask(rng, firms, first, last) for _ in range(queries)]
@@ -134,8 +134,8 @@ def _universe(container: Container, service: PostureService
     first = container.store.entries(after=0, limit=1)
     if head is None or not first:
         raise SystemExit("the ledger is empty: build one with python -m bench build")
-    moment = service.moment(AS_OF_TO, head.recorded_at)
-    return sorted(service.firm_facts(moment)), first[0].recorded_at, head.recorded_at
+    reading = service.reading(moment_of(AS_OF_TO, head.recorded_at))
+    return sorted(service.firm_facts(reading)), first[0].recorded_at, head.recorded_at
 
 
 def _ask(rng: random.Random, firms: list[str], first: datetime, last: datetime) -> Ask:
@@ -164,21 +164,17 @@ def _sizes(container: Container, firms: int, first: datetime, last: datetime) ->
 
 
 def _posture_handler(service: PostureService, ask: Ask) -> dict[str, Any]:
-    """api.posture.read_posture without HTTP (min_position is None, so no wait)."""
-    day, known_at = resolve_times(ask.as_of, ask.known_at)
-    moment = service.moment(day, known_at)
-    service.check_firm(ask.firm_id, moment)
-    return posture_json(service.posture(ask.firm_id, moment), moment)
+    """api.routes.firms.read_posture without HTTP (min_position is None, so no wait)."""
+    reading, posture = service.firm_posture(ask.firm_id, moment_of(ask.as_of, ask.known_at))
+    return posture_json(posture, reading)
 
 
 def _residency_handler(service: PostureService, ask: Ask) -> dict[str, Any]:
-    """api.posture.read_residency without HTTP."""
-    day, known_at = resolve_times(ask.as_of, ask.known_at)
-    moment = service.moment(day, known_at)
-    service.check_firm(ask.firm_id, moment)
-    status, findings, processing = service.residency(ask.firm_id, moment)
-    return {"status": status.value, "findings": [finding_json(f) for f in findings],
-            "processing": [_processing_json(p) for p in processing]}
+    """api.routes.firms.read_residency without HTTP."""
+    _, residency = service.firm_residency(ask.firm_id, moment_of(ask.as_of, ask.known_at))
+    return {"status": residency.status.value,
+            "findings": [finding_json(f) for f in residency.findings],
+            "processing": [processing_json(p) for p in residency.processing]}
 
 
 def _time(asks: list[Ask], query: Callable[[Ask], object]) -> Timings:

@@ -4,8 +4,8 @@ The database URL is mapped once onto the eventsourcing library's environment, an
 is checked after construction: the library's default (in-memory POPO) must never slip in.
 """
 
-from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
@@ -13,62 +13,29 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 from domain.application import Ledger
 from infra.alarms import Alarms
 from infra.deadlines import TIMEOUT_KEY
-from infra.dialect import Dialect
+from infra.lead import Backend
 from infra.postgres import SealingPostgresRecorder
+from infra.postgres.backend import PostgresBackend
 from infra.postgres.deadlines import DeadlinePostgresFactory
 from infra.postgres.dialect import PostgresDialect
+from infra.replicas import ReadReplica, ReplicaSet
 from infra.settings import Settings
 from infra.sqlite import SealingSQLiteRecorder
+from infra.sqlite.backend import SQLiteBackend
 from infra.store import LogStore
 
-SQLITE_RECORDER = "infra.sqlite.recorder:SealingSQLiteRecorder"
-POSTGRES_RECORDER = "infra.postgres.recorder:SealingPostgresRecorder"
-# The library's factories, with the deadlines of infra.deadlines on their connections
-SQLITE_FACTORY = "infra.sqlite.deadlines:DeadlineSQLiteFactory"
-POSTGRES_FACTORY = "infra.postgres.deadlines:DeadlinePostgresFactory"
+
+def backend_for(settings: Settings, channel: str | None = None) -> Backend:
+    """The backend the database URL names: the one place one is chosen."""
+    if settings.backend == "sqlite":
+        return SQLiteBackend(settings)
+    return PostgresBackend(settings, channel or "stored_events")
 
 
 def library_env(settings: Settings) -> dict[str, str]:
-    """The eventsourcing environment for our database URL."""
-    url = settings.database_url
-    timeout = {TIMEOUT_KEY: str(settings.database_timeout)}
-    if settings.backend == "sqlite":
-        return {
-            "PERSISTENCE_MODULE": SQLITE_FACTORY,
-            "SQLITE_DBNAME": url.removeprefix("sqlite:///") or "chipledger.db",
-            "APPLICATION_RECORDER_TOPIC": SQLITE_RECORDER,
-            **timeout,
-        }
-    parts = urlsplit(url)
-    query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
-    return {
-        "PERSISTENCE_MODULE": POSTGRES_FACTORY,
-        "POSTGRES_DBNAME": parts.path.lstrip("/") or "postgres",
-        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-        "POSTGRES_PORT": str(parts.port or 5432),
-        "POSTGRES_USER": unquote(parts.username or "postgres"),
-        "POSTGRES_PASSWORD": unquote(parts.password or ""),
-        "POSTGRES_SCHEMA": query.get("schema", "public"),
-        "POSTGRES_POOL_SIZE": str(settings.postgres_pool_size),
-        "POSTGRES_MAX_OVERFLOW": str(settings.postgres_max_overflow),
-        "POSTGRES_LOCK_TIMEOUT": str(settings.postgres_lock_timeout),
-        "POSTGRES_CONNECT_TIMEOUT": "5",
-        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
-        "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER,
-        **timeout,
-    }
-
-
-@dataclass(frozen=True)
-class ReadReplica:
-    """A hot standby of the primary, read through the same dialect (infra.replicas)."""
-
-    name: str  # host:port, as /readyz and /metrics name it
-    dialect: Dialect
-    datastore: object
-
-    def close(self) -> None:
-        self.datastore.close()  # type: ignore[attr-defined]
+    """The eventsourcing environment for our database URL, with our deadline on its calls."""
+    return {**backend_for(settings).library_env(),
+            TIMEOUT_KEY: str(settings.database_timeout)}
 
 
 def read_replicas(settings: Settings, events_table_name: str) -> list[ReadReplica]:
@@ -76,29 +43,31 @@ def read_replicas(settings: Settings, events_table_name: str) -> list[ReadReplic
     first use: a standby that is down does not stop the service starting)."""
     replicas = []
     for url in settings.read_urls:
-        env = library_env(settings.model_copy(update={"database_url": url}))
-        datastore = DeadlinePostgresFactory(env).datastore
+        datastore = DeadlinePostgresFactory(
+            library_env(settings.model_copy(update={"database_url": url}))).datastore
         parts = urlsplit(url)
         replicas.append(ReadReplica(f"{parts.hostname}:{parts.port or 5432}",
-                                    PostgresDialect(datastore, events_table_name), datastore))
+                                    PostgresDialect(datastore, events_table_name),
+                                    datastore.close))
     return replicas
 
 
 @dataclass
 class Container:
-    """What the entry points use: the Ledger, a reader of the sealed log, the alarms, and the
-    read replicas when there are any."""
+    """What the entry points use: the Ledger, a reader of the sealed log, the alarms, what
+    the backend offers processes sharing the database (leads, wake-ups), and where reads of
+    the read models run (the primary, or a read replica that has replayed far enough)."""
 
     settings: Settings
     ledger: Ledger
     store: LogStore
     alarms: Alarms
-    replicas: list[ReadReplica] = field(default_factory=list)
+    backend: Backend
+    reads: ReplicaSet
 
     def close(self) -> None:
         self.ledger.close()
-        for replica in self.replicas:
-            replica.close()
+        self.reads.close()
 
 
 def bootstrap(settings: Settings | None = None) -> Container:
@@ -113,6 +82,8 @@ def bootstrap(settings: Settings | None = None) -> Container:
                            f"{settings.backend}: refusing to run unsealed")
     store = LogStore(recorder.dialect)
     ledger.batch_reads = store
-    replicas = read_replicas(settings, recorder.events_table_name) \
+    backend = backend_for(settings, getattr(recorder, "channel_name", None))
+    replicas = read_replicas(settings, getattr(recorder, "events_table_name", "")) \
         if settings.read_urls else []
-    return Container(settings, ledger, store, Alarms(recorder.dialect), replicas)
+    return Container(settings, ledger, store, Alarms(recorder.dialect), backend,
+                     ReplicaSet(store, replicas))

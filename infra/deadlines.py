@@ -25,16 +25,19 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from time import monotonic
 
-from eventsourcing.persistence import ConnectionUnavailableError
+from eventsourcing.persistence import ConnectionUnavailableError, InterfaceError, OperationalError
 from eventsourcing.utils import Environment
 
+from domain.errors import Unavailable
+from infra.postgres.errors import ERRORS as POSTGRES_ERRORS
 from infra.postgres.errors import unavailable as postgres_unavailable
+from infra.sqlite.errors import ERRORS as SQLITE_ERRORS
 from infra.sqlite.errors import unavailable as sqlite_unavailable
 
 TIMEOUT_KEY = "CHIPLEDGER_DATABASE_TIMEOUT"  # our key in the library's environment
 
 
-class DatabaseTimeoutError(Exception):
+class DatabaseTimeoutError(Unavailable):
     """The database did not answer a call in time. Deliberately not an OperationalError:
     the library would retry it, each try waiting the whole timeout again."""
 
@@ -92,6 +95,13 @@ def answered() -> None:
 
 def env_timeout(env: Environment) -> float:
     return float(env.get(TIMEOUT_KEY) or 5.0)
+
+
+def database_errors() -> tuple[type[Exception], ...]:
+    """What an unreachable or silent database raises, on either backend; is_unavailable sorts
+    them from refusals (a syntax error is an sqlite3.OperationalError too)."""
+    return (DatabaseTimeoutError, OperationalError, InterfaceError, *POSTGRES_ERRORS,
+            *SQLITE_ERRORS)
 
 
 def is_unavailable(error: BaseException) -> bool:

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
+from domain.errors import Conflict
 from domain.evaluator import Finding, ProcessingPiece
 from domain.types import Status
 from domain.world import SubjectRef
@@ -32,7 +33,7 @@ _FINDING_KEY = FINDINGS.typed(*FINDINGS.key)
 _PIECE_KEY = RESIDENCY.typed(*RESIDENCY.key)
 
 
-class TrackingConflictError(Exception):
+class TrackingConflictError(Conflict):
     """Another runner moved the projection on: this one must reload and start again."""
 
 

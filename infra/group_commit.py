@@ -27,7 +27,7 @@ import structlog
 from eventsourcing.persistence import IntegrityError
 
 from domain.application import Append, Staged
-from domain.errors import LedgerError
+from domain.errors import Conflict, Invalid, NotFound, Precondition
 from infra.deadlines import DatabaseTimeoutError, database_calls, is_unavailable
 from infra.seal import RecordedBy, Seal, Submission
 from infra.service import Answer, AnswerBuilder, AppendService
@@ -213,7 +213,7 @@ class GroupCommitter:
                     return None
             trial = self.service.ledger.stage(request.appends, base=shared)
             status, build = self.service.prepare(trial, batch=False)
-        except LedgerError as error:
+        except (NotFound, Conflict, Precondition, Invalid) as error:  # a refusal: not Unavailable
             request.resolve(error=error)
             return None
         if not trial.appended:

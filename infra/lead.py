@@ -1,22 +1,13 @@
 """One projection runner per database: the lead of a projection, which a runner takes or, when
-another process has it, waits on.
-
-On PostgreSQL the lead is a session advisory lock (the running runner holds it on its LISTEN
-connection, a one-off catch-up on a connection of its own). On SQLite it is an exclusive flock
-on a file beside the database: the kernel lets it go when its process dies, and two runners in
-one process exclude each other as well (each opens the file anew).
+another process has it, waits on; and the `Backend`, what each database offers processes that
+share it (its lead, its wake-ups, where files beside it go). Each backend's are in its folder
+(infra.postgres.backend: an advisory lock and LISTEN; infra.sqlite.backend: a lock file and
+polling); infra.bootstrap chooses one.
 """
 
-import fcntl
-import math
-import os
-import zlib
+import threading
 from pathlib import Path
 from typing import Protocol
-
-import psycopg
-
-from infra.bootstrap import Container
 
 
 class Lead(Protocol):
@@ -27,72 +18,49 @@ class Lead(Protocol):
     def release(self) -> None: ...
 
 
-class FileLead:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.descriptor: int | None = None
+class Waiter(Protocol):
+    """How a running runner holds its lead and sleeps until the log may have moved."""
 
-    def take(self) -> bool:
-        if self.descriptor is None:
-            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(descriptor)
-                return False
-            self.descriptor = descriptor
-        return True
-
-    def release(self) -> None:
-        if self.descriptor is not None:
-            os.close(self.descriptor)  # closing the only descriptor lets the flock go
-            self.descriptor = None
+    def lead(self) -> bool: ...
+    def wait(self, stop: threading.Event) -> None: ...
+    def close(self) -> None: ...
 
 
-class AdvisoryLead:
-    def __init__(self, conninfo: str, key: int, connect_timeout: int) -> None:
-        self.conninfo, self.key, self.connect_timeout = conninfo, key, connect_timeout
-        self.conn: psycopg.Connection[tuple[object, ...]] | None = None
+class Backend(Protocol):
+    name: str  # "sqlite" or "postgres", as Settings.backend says
 
-    def take(self) -> bool:
-        if self.conn is None:
-            conn = psycopg.connect(self.conninfo, autocommit=True,
-                                   connect_timeout=self.connect_timeout)
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
-            if not (row and row[0]):
-                conn.close()
-                return False
-            self.conn = conn
-        return True
+    def lead(self, projection: str) -> Lead:
+        """The lead of a projection on this database, not yet taken."""
+        ...
 
-    def release(self) -> None:
-        if self.conn is not None:
-            self.conn.close()  # the session's advisory locks go with it
-            self.conn = None
+    def waiter(self, projection: str, poll_interval: float) -> Waiter: ...
 
+    def signing_key_path(self) -> Path:
+        """Where the signing key is kept when no file is configured."""
+        ...
 
-class _Alone:
-    """An in-memory SQLite database: no other process can open it."""
+    def library_env(self) -> dict[str, str]:
+        """The eventsourcing library's environment for this database."""
+        ...
 
-    def take(self) -> bool:
-        return True
+    def probe(self) -> None:
+        """Raise, saying why, if the database cannot be reached at all."""
+        ...
 
-    def release(self) -> None:
-        pass
+    def where(self) -> str:
+        """The database, for messages: never its password."""
+        ...
+
+    def cannot_open(self, reason: str) -> str:
+        """The one line saying that opening the database failed, and what to check."""
+        ...
 
 
-def advisory_key(schema: str, name: str) -> int:
-    return zlib.crc32(f"chipledger:{schema}:{name}".encode())
+class UnreachableError(Exception):
+    """The database cannot be reached; str() is the one line saying why and what to check."""
 
 
-def projection_lead(container: Container, name: str) -> Lead:
-    settings = container.settings
-    if settings.backend == "sqlite":
-        database = settings.database_url.removeprefix("sqlite:///")
-        if "mode=memory" in database or database.startswith(":memory:"):
-            return _Alone()
-        path = database.removeprefix("file:").split("?")[0] or "chipledger.db"
-        return FileLead(Path(f"{path}.{name}-runner.lock"))
-    schema = getattr(container.store.dialect, "schema", "public")
-    return AdvisoryLead(settings.database_url.split("?")[0], advisory_key(schema, name),
-                        max(2, math.ceil(settings.database_timeout)))
+def first_line(error: BaseException) -> str:
+    """An error's message on one line, or its class's name when it has none."""
+    text = " ".join(str(error).split("\n", 1)[0].split())
+    return text or type(error).__name__

@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import structlog
@@ -35,7 +35,6 @@ from domain.kinds import KIND_BY_EVENT_TYPE
 from domain.records import LoggedEvent
 from domain.types import Status
 from domain.world import SubjectRef, World
-from infra.bootstrap import Container
 from infra.findings_store import FindingsStore
 from infra.gc_pause import gc_paused
 from infra.store import LogStore
@@ -151,11 +150,20 @@ def firm_findings(world: World, firm_id: str, failures: Failures
     return findings, pieces
 
 
+class ReplayNeeds(Protocol):
+    """What a replay uses of the composition root (infra.bootstrap's Container has it)."""
+
+    @property
+    def store(self) -> LogStore: ...
+    @property
+    def ledger(self) -> Ledger: ...
+
+
 class ReplayService:
-    def __init__(self, container: Container) -> None:
-        self.store = container.store
-        self.ledger: Ledger = container.ledger
-        self.findings = FindingsStore(container.store.dialect)
+    def __init__(self, needs: ReplayNeeds) -> None:
+        self.store = needs.store
+        self.ledger: Ledger = needs.ledger
+        self.findings = FindingsStore(needs.store.dialect)
 
     def replay(self, as_of: date, known_at: datetime, firm_ids: Sequence[str] | None = None,
                hypothetical: Sequence[Append] = ()) -> Replay:

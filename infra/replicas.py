@@ -12,15 +12,19 @@ a safe lower bound for a second; a standby that fails is left alone for a few se
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
+from uuid import UUID
 
 import structlog
 
-from infra.bootstrap import Container, ReadReplica
+from domain.evaluator import Finding, ProcessingPiece
+from infra.dialect import Dialect
 from infra.findings_store import FindingsStore
 from infra.postgres.standby import replay_of
-from infra.store import LogStore
+from infra.store import LogEntry, LogStore
 from projections.findings import PROJECTION_NAME
 
 log = structlog.get_logger("chipledger.replicas")
@@ -28,6 +32,16 @@ log = structlog.get_logger("chipledger.replicas")
 FRESH_SECONDS = 1.0  # how long a standby's position, once read, is trusted as a lower bound
 DOWN_SECONDS = 5.0  # how long a standby that failed is not asked again
 PRIMARY = "primary"
+
+
+@dataclass(frozen=True)
+class ReadReplica:
+    """A hot standby of the primary, read through the primary's dialect (infra.bootstrap
+    makes them from CHIPLEDGER_READ_DATABASE_URLS)."""
+
+    name: str  # host:port, as /readyz and /metrics name it
+    dialect: Dialect
+    close: Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -82,10 +96,9 @@ class Standby:
 class ReplicaSet:
     """The primary and its standbys; each read goes to the next standby that covers it."""
 
-    def __init__(self, container: Container) -> None:
-        self.primary = ReadSource(PRIMARY, container.store,
-                                  FindingsStore(container.store.dialect))
-        self.standbys = [Standby(replica) for replica in container.replicas]
+    def __init__(self, primary: LogStore, replicas: Sequence[ReadReplica] = ()) -> None:
+        self.primary = ReadSource(PRIMARY, primary, FindingsStore(primary.dialect))
+        self.standbys = [Standby(replica) for replica in replicas]
         self.served: Counter[str] = Counter()
         self.turn = 0
         self.lock = threading.Lock()
@@ -104,3 +117,59 @@ class ReplicaSet:
 
     def lags(self, head: int, projected: int) -> list[dict[str, Any]]:
         return [standby.lag(head, projected) for standby in self.standbys]
+
+    def close(self) -> None:
+        for standby in self.standbys:
+            standby.replica.close()
+
+
+class RoutedLog:
+    """The log as the read-side use cases read it (projections.views.LogReader): a read up
+    to a position from where the ReplicaSet sends it; where the position is decided (the
+    head, the position a time maps to), the primary."""
+
+    def __init__(self, reads: ReplicaSet) -> None:
+        self.reads, self.primary = reads, reads.primary.store
+
+    def head(self) -> LogEntry | None:
+        return self.primary.head()
+
+    def position_at(self, known_at: datetime) -> int:
+        return self.primary.position_at(known_at)
+
+    def entries(self, *, after: int = 0, limit: int = 100) -> list[LogEntry]:
+        return self.primary.entries(after=after, limit=limit)
+
+    def entries_for(self, originator_id: UUID, *, upto: int | None = None) -> list[LogEntry]:
+        store = self.primary if upto is None else self.reads.source(upto).store
+        return store.entries_for(originator_id, upto=upto)
+
+    def entries_of_topics(self, topics: list[str], *, upto: int) -> list[LogEntry]:
+        return self.reads.source(upto).store.entries_of_topics(topics, upto=upto)
+
+    def entries_recorded_at(self, moment: datetime, *, upto: int) -> list[LogEntry]:
+        return self.reads.source(upto).store.entries_recorded_at(moment, upto=upto)
+
+
+class RoutedFindings:
+    """The read models as the use cases read them (projections.views.FindingsView): rows as
+    of a position from where the ReplicaSet sends them; how far they have come, the
+    primary's."""
+
+    def __init__(self, reads: ReplicaSet) -> None:
+        self.reads, self.primary = reads, reads.primary.findings
+
+    def tracking(self, name: str) -> int:
+        return self.primary.tracking(name)
+
+    def findings(self, *, position: int, firm_id: str | None = None,
+                 day: date | None = None) -> list[Finding]:
+        return self.reads.source(position).findings.findings(position=position,
+                                                             firm_id=firm_id, day=day)
+
+    def pieces(self, *, position: int, firm_id: str, day: date) -> list[ProcessingPiece]:
+        return self.reads.source(position).findings.pieces(position=position,
+                                                           firm_id=firm_id, day=day)
+
+    def changes_between(self, firm_id: str, after: int, upto: int) -> list[int]:
+        return self.reads.source(upto).findings.changes_between(firm_id, after, upto)

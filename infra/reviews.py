@@ -19,7 +19,7 @@ from domain.evaluator import Finding
 from domain.kinds import Role
 from infra.bootstrap import Container
 from infra.keys import Permission, Principal
-from infra.posture import PostureService, ProjectionBehindError
+from infra.posture import PostureService, ProjectionBehindError, posture_service
 from infra.seal import RecordedBy
 from infra.service import Answer, AppendService
 
@@ -46,7 +46,7 @@ class ReviewService:
     def __init__(self, container: Container, posture: PostureService | None = None) -> None:
         self.store = container.store
         self.appends = AppendService(container)
-        self.posture = posture or PostureService(container)
+        self.posture = posture or posture_service(container)
 
     def record(self, decision: ReviewDecision, *, recorded_by: RecordedBy) -> Answer:
         """Append a review after checking that its finding was in the answer it names."""

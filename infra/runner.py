@@ -13,25 +13,19 @@ good rows, and its alarm (component `projection`, key `<subject_type>/<subject_i
 in the transaction of the batch that met it, and cleared in the one that evaluates it again.
 """
 
-import math
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
-from typing import Any
 
-import psycopg
 import structlog
 
-from infra.bootstrap import Container
-from infra.checkpoints import Checkpointer
 from infra.findings_store import FindingsStore, TrackingConflictError
 from infra.gc_pause import gc_paused
-from infra.lead import Lead, advisory_key, projection_lead
+from infra.needs import DatabaseNeeds
 from infra.replay import KIND_AND_TYPE, decode_state, replay_world
 from infra.store import LogStore, page_of_log
-from infra.webhooks import Dispatcher
 from projections.findings import (
     PROJECTION_NAME,
     Commit,
@@ -86,11 +80,11 @@ def _log_subjects(done: list[Commit]) -> None:
 class ProjectionRunner:
     name = PROJECTION_NAME
 
-    def __init__(self, container: Container, *, batch_size: int = 2000,
+    def __init__(self, needs: DatabaseNeeds, *, batch_size: int = 2000,
                  poll_interval: float = 0.5) -> None:
-        self.container = container
-        self.store = container.store
-        self.findings = FindingsStore(container.store.dialect, container.alarms)
+        self.store = needs.store
+        self.backend = needs.backend
+        self.findings = FindingsStore(needs.store.dialect, needs.alarms)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.projection: FindingsProjection | None = None
@@ -206,7 +200,7 @@ class ProjectionRunner:
         runner leads this database, otherwise by waiting for the one that does (running a
         second runner beside it would race it). Gives up when the leader does not move for
         `patience` seconds."""
-        lead = projection_lead(self.container, self.name)
+        lead = self.backend.lead(self.name)
         head = self.store.head()
         target = head.position if head else 0
         reached, moved_at = -1, time.monotonic()
@@ -235,7 +229,7 @@ class ProjectionRunner:
     def rebuild_as_leader(self, progress: Progress | None = None) -> int:
         """Rebuild holding the projection's lead, so that no running runner writes the rows
         this one drops and refills; refuses while another process leads."""
-        lead = projection_lead(self.container, self.name)
+        lead = self.backend.lead(self.name)
         if not lead.take():
             raise ProjectionLedError(self.name)
         try:
@@ -247,7 +241,7 @@ class ProjectionRunner:
 
     def run(self, stop: threading.Event) -> None:
         """Follow the log until `stop` is set. Errors are logged and the runner starts over."""
-        waiter = _waiter(self.container, self.name, self.poll_interval)
+        waiter = self.backend.waiter(self.name, self.poll_interval)
         try:
             while not stop.is_set():
                 if not waiter.lead():
@@ -283,115 +277,3 @@ class LeaderStalledError(RuntimeError):
             f"the {name} projection is led by another process on this database, which has "
             f"not moved from position {position} (of {target}) for {patience:g} s; see its "
             "log, or stop it to let this one lead")
-
-
-class _PollingWaiter:
-    """SQLite's: polls, and works only while holding the projection's lock file."""
-
-    def __init__(self, poll_interval: float, lead: Lead) -> None:
-        self.poll_interval = poll_interval
-        self.lead_ = lead
-
-    def lead(self) -> bool:
-        return self.lead_.take()
-
-    def wait(self, stop: threading.Event) -> None:
-        stop.wait(self.poll_interval)
-
-    def close(self) -> None:
-        self.lead_.release()
-
-
-class _PostgresWaiter:
-    """LISTEN for the library's NOTIFY on each append; poll as a fallback. Holds the
-    projection's advisory lock on the same connection: only one runner leads."""
-
-    def __init__(self, conninfo: str, channel: str, lock_key: int, poll_interval: float,
-                 connect_timeout: int = 5) -> None:
-        self.conninfo, self.channel, self.lock_key = conninfo, channel, lock_key
-        self.poll_interval = poll_interval
-        self.connect_timeout = connect_timeout
-        self.conn: psycopg.Connection[Any] | None = None
-        self.leading = False
-
-    def _connect(self) -> psycopg.Connection[Any]:
-        if self.conn is None or self.conn.closed:
-            self.conn = psycopg.connect(self.conninfo, autocommit=True,
-                                        connect_timeout=self.connect_timeout)
-            self.conn.execute(f'LISTEN "{self.channel}"')
-            self.leading = False
-        return self.conn
-
-    def lead(self) -> bool:
-        try:
-            conn = self._connect()
-            if not self.leading:
-                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.lock_key,)).fetchone()
-                self.leading = bool(row and row[0])
-                if self.leading:
-                    log.info("projection_lead_taken", lock=self.lock_key)
-        except psycopg.Error:
-            log.warning("projection_listen_connection_lost")
-            self.close()
-            return False
-        return self.leading
-
-    def wait(self, stop: threading.Event) -> None:
-        try:
-            for _ in self._connect().notifies(timeout=self.poll_interval, stop_after=1):
-                break
-        except psycopg.Error:
-            self.close()
-            stop.wait(self.poll_interval)
-
-    def close(self) -> None:
-        if self.conn is not None:
-            with suppress(psycopg.Error):
-                self.conn.close()
-        self.conn, self.leading = None, False
-
-
-def _waiter(container: Container, name: str, poll_interval: float
-            ) -> _PollingWaiter | _PostgresWaiter:
-    settings = container.settings
-    if settings.backend == "sqlite":
-        return _PollingWaiter(poll_interval, projection_lead(container, name))
-    dialect = container.store.dialect
-    schema = getattr(dialect, "schema", "public")
-    conninfo = settings.database_url.split("?")[0]
-    channel = str(container.ledger.recorder.channel_name)  # type: ignore[attr-defined]
-    return _PostgresWaiter(conninfo, channel, advisory_key(schema, name), poll_interval,
-                           max(2, math.ceil(settings.database_timeout)))
-
-
-class Workers:
-    """The background work of a process: the projection runner, and the checkpointer when
-    given one, each in a thread."""
-
-    def __init__(self, container: Container, *, poll_interval: float = 0.5,
-                 checkpointer: Checkpointer | None = None, dispatch: bool = False) -> None:
-        self.runner = ProjectionRunner(container, poll_interval=poll_interval)
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self.runner.run, args=(self.stop_event,),
-                                       name="projection-runner", daemon=True)
-        self.threads = [self.thread]
-        if checkpointer is not None:
-            self.threads.append(threading.Thread(target=checkpointer.run,
-                                                 args=(self.stop_event,),
-                                                 name="checkpointer", daemon=True))
-        if dispatch:
-            settings = container.settings
-            dispatcher = Dispatcher(container, timeout=settings.webhook_timeout,
-                                    backoff_scale=settings.webhook_backoff_scale)
-            self.threads.append(threading.Thread(target=dispatcher.run,
-                                                 args=(self.stop_event, poll_interval),
-                                                 name="webhook-dispatcher", daemon=True))
-
-    def start(self) -> None:
-        for thread in self.threads:
-            thread.start()
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        for thread in self.threads:
-            thread.join(timeout=10)

@@ -20,6 +20,8 @@ from functools import cached_property
 from typing import Any
 from uuid import UUID
 
+from domain.times import format_time as format_time  # re-exported for infra callers
+
 ALGORITHM = "sha256-chain-v2"
 GENESIS_HASH = "0" * 64
 
@@ -90,16 +92,6 @@ class Submission:
     idempotency_key: str | None = None
     request_hash: str = ""
     answer: Any = None  # set by the recorder, in the transaction
-
-
-def format_time(moment: datetime) -> str:
-    """Fixed-width UTC text, so times compare as strings and hash the same everywhere."""
-    utc = moment.astimezone(UTC)
-    if utc.year >= 1000:  # strftime's %Y, below 1000, is not padded (glibc): keep its form
-        # the strftime's text at 40% of its cost (an f-string with format specs: 65%)
-        return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031
-            utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_time(text: str) -> datetime:

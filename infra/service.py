@@ -1,12 +1,11 @@
-"""The use cases the entry points share: appends with idempotency and retries, and reads of
-records as of a valid date and as known at a record time."""
+"""Appends with idempotency and retries (the write side's use case), the chain's
+verification, and the export's line format. Records as of are in projections/records.py."""
 
-import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing, nullcontext
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,26 +13,34 @@ import structlog
 from eventsourcing.persistence import IntegrityError
 
 from domain.application import Append, Outcome, Staged
-from domain.errors import LedgerError, RecordNotFoundError
-from domain.ids import record_uuid
-from domain.records import LoggedEvent, fold
+from domain.errors import Conflict, FieldProblem, Invalid
 from infra.bootstrap import Container
 from infra.gc_pause import gc_paused
 from infra.seal import RecordedBy, Seal, Submission, format_time
-from infra.store import LogEntry
+from infra.store import LogEntry, LogStore
 from infra.verify import Verification, verify_rows
+from projections.records import ReadService as RecordReads
+from projections.records import entry_json
 
 log = structlog.get_logger("chipledger.service")
 
 MAX_ATTEMPTS = 5
 
 
-class IdempotencyKeyReusedError(LedgerError):
+class IdempotencyKeyReusedError(Invalid):
+    where = ("header",)
+
+    @property
+    def field_problems(self) -> list[FieldProblem]:
+        return [FieldProblem(("Idempotency-Key",), str(self), "idempotency_key_reused")]
+
     def __str__(self) -> str:
         return "this Idempotency-Key was used before with a different request"
 
 
-class ConcurrentAppendError(LedgerError):
+class ConcurrentAppendError(Conflict):
+    retry_after = 1
+
     def __str__(self) -> str:
         return "the record kept changing under concurrent appends; try again"
 
@@ -44,10 +51,6 @@ class Answer:
     body: Any
     replayed: bool = False
     appended: tuple[str, ...] = ()  # the kind of each event appended
-
-
-def request_fingerprint(method: str, path: str, body: bytes) -> str:
-    return hashlib.sha256(f"{method} {path}\n".encode() + body).hexdigest()
 
 
 class AppendService:
@@ -183,93 +186,25 @@ class AnswerBuilder:
 # Reads ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RecordView:
-    kind: str
-    record_id: str
-    as_of: date
-    known_at: datetime
-    position: int
-    version: int
-    lifecycle: str  # pending | active | ended
-    facts: dict[str, Any]
-    ended_from: date | None
-    due_diligence_from: date | None
-    last_recorded_at: datetime
+class ReadService(RecordReads):
+    """Records as of (projections.records) over a container's log, and the chain's check."""
 
-
-class ReadService:
     def __init__(self, container: Container) -> None:
+        super().__init__(container.store)
         self.store = container.store
 
-    def record(self, kind: str, record_id: str, as_of: date, known_at: datetime) -> RecordView:
-        position = self.store.position_at(known_at)
-        entries = self.store.entries_for(record_uuid(kind, record_id), upto=position)
-        if not entries:
-            raise RecordNotFoundError(kind, record_id)
-        state = fold(kind, record_id, _logged(entries))
-        return RecordView(
-            kind=kind,
-            record_id=record_id,
-            as_of=as_of,
-            known_at=known_at,
-            position=position,
-            version=state.version,
-            lifecycle=_lifecycle(state.spec.span, state.facts_on(as_of), state.ended_from, as_of),
-            facts=state.facts_on(as_of),
-            ended_from=state.ended_from,
-            due_diligence_from=state.diligence_from(),
-            last_recorded_at=entries[-1].recorded_at,
-        )
-
-    def history(self, kind: str, record_id: str) -> list[LogEntry]:
-        entries = self.store.entries_for(record_uuid(kind, record_id))
-        if not entries:
-            raise RecordNotFoundError(kind, record_id)
-        return entries
-
     def verify(self) -> Verification:
-        # closing: a mismatch ends the walk early; stop reading ahead and free the connection
-        with closing(self.store.iter_chain_rows()) as pages:
-            result = verify_rows(pages, self.store.canonical_time)
-        log.info("chain_verified", ok=result.ok, verified_through=result.verified_through,
-                 first_mismatch=result.first_mismatch)
-        return result
+        return verify_log(self.store)
 
 
-def _logged(entries: Iterable[LogEntry]) -> list[LoggedEvent]:
-    return [LoggedEvent(e.type, e.data, e.position) for e in entries]
-
-
-def _lifecycle(
-    span: tuple[str, str | None] | None, facts: dict[str, Any], ended_from: date | None,
-    as_of: date,
-) -> str:
-    if ended_from is not None and as_of >= ended_from:
-        return "ended"
-    if span is None:
-        return "active"
-    start, end = span
-    if facts.get(start) and as_of < date.fromisoformat(facts[start]):
-        return "pending"
-    if end and facts.get(end) and as_of > date.fromisoformat(facts[end]):
-        return "ended"
-    return "active"
-
-
-def entry_json(entry: LogEntry) -> dict[str, Any]:
-    """An event as the API and exports show it."""
-    return {
-        "position": entry.position,
-        "recorded_at": format_time(entry.recorded_at),
-        "recorded_by": entry.recorded_by.to_json(),
-        "kind": entry.kind,
-        "record_id": entry.record_id,
-        "type": entry.type,
-        "version": entry.originator_version,
-        "data": entry.data,
-        "hash": entry.hash,
-    }
+def verify_log(store: LogStore) -> Verification:
+    """Recompute the whole hash chain from position 1."""
+    # closing: a mismatch ends the walk early; stop reading ahead and free the connection
+    with closing(store.iter_chain_rows()) as pages:
+        result = verify_rows(pages, store.canonical_time)
+    log.info("chain_verified", ok=result.ok, verified_through=result.verified_through,
+             first_mismatch=result.first_mismatch)
+    return result
 
 
 def export_line(entry: LogEntry) -> str:
@@ -283,4 +218,3 @@ def export_line(entry: LogEntry) -> str:
         "prev_hash": entry.prev_hash,
     }
     return json.dumps(line, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-

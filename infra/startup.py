@@ -2,21 +2,19 @@
 its signing key. Each way this can fail is a StartupError whose message is one line saying what
 to fix; the command line prints it and exits 2 (infra.startup knows nothing of exit codes)."""
 
-import math
 import os
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
-import psycopg
 from pydantic import ValidationError
 
-from infra.bootstrap import Container, bootstrap, library_env
+from infra.bootstrap import Container, backend_for, bootstrap
 from infra.checkpoints import (
     SigningKey,
     SigningKeyMismatchError,
     signing_key_for,
     signing_key_path,
 )
+from infra.lead import UnreachableError, first_line
 from infra.settings import ENV_PREFIX, Settings, unknown_variables, unknown_variables_message
 
 
@@ -47,48 +45,15 @@ def _bad_settings(error: ValidationError) -> str:
 
 def open_database(settings: Settings) -> Container:
     """The container on a database that answers, with its tables in place."""
-    if settings.backend == "postgres":
-        _probe_postgres(settings)
+    backend = backend_for(settings)
+    try:
+        backend.probe()
+    except UnreachableError as error:
+        raise StartupError(str(error)) from error
     try:
         return bootstrap(settings)
     except Exception as error:
-        raise StartupError(_database_problem(settings, error)) from error
-
-
-def _probe_postgres(settings: Settings) -> None:
-    """One plain connection first: the pool would only say it got no connection in time,
-    where psycopg says why (refused, unknown host, no such database, authentication)."""
-    env = library_env(settings)
-    try:
-        psycopg.connect(host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-                        dbname=env["POSTGRES_DBNAME"], user=env["POSTGRES_USER"],
-                        password=env["POSTGRES_PASSWORD"],
-                        connect_timeout=max(2, math.ceil(settings.database_timeout))).close()
-    except psycopg.Error as error:
-        raise StartupError(
-            f"cannot connect to PostgreSQL at {database_name(settings)}: {_first_line(error)}; "
-            "check CHIPLEDGER_DATABASE_URL and that the server is running and reachable"
-        ) from error
-
-
-def _database_problem(settings: Settings, error: Exception) -> str:
-    where = database_name(settings)
-    if settings.backend == "sqlite":
-        return (f"cannot open the SQLite database {where}: {_first_line(error)}; check "
-                "CHIPLEDGER_DATABASE_URL (its directory must exist and be writable)")
-    return (f"cannot prepare the PostgreSQL database {where}: {_first_line(error)}; check "
-            "CHIPLEDGER_DATABASE_URL (the schema must exist and the user may create tables)")
-
-
-def database_name(settings: Settings) -> str:
-    """The database URL without its password, for messages."""
-    if settings.backend == "sqlite":
-        return settings.database_url.removeprefix("sqlite:///")
-    parts = urlsplit(settings.database_url)
-    user = f"{parts.username}@" if parts.username else ""
-    port = f":{parts.port}" if parts.port else ""
-    query = f"?{parts.query}" if parts.query else ""
-    return f"{parts.scheme}://{user}{parts.hostname or ''}{port}{parts.path}{query}"
+        raise StartupError(backend.cannot_open(first_line(error))) from error
 
 
 def signing_key(container: Container) -> SigningKey:
@@ -109,10 +74,5 @@ def signing_key(container: Container) -> SigningKey:
     except (ValueError, TypeError, RuntimeError) as error:
         raise StartupError(
             f"the signing key file {path} does not hold an Ed25519 private key in PEM "
-            f"({_first_line(error)}); restore it, or point CHIPLEDGER_SIGNING_KEY_FILE "
+            f"({first_line(error)}); restore it, or point CHIPLEDGER_SIGNING_KEY_FILE "
             "elsewhere") from error
-
-
-def _first_line(error: BaseException) -> str:
-    text = " ".join(str(error).split("\n", 1)[0].split())
-    return text or type(error).__name__

@@ -10,9 +10,9 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.appends import parse_batch_line
+from api.deps import resolve_times
 from api.problems import Problem
-from api.reads import resolve_times
-from api.replays import replay_json
+from api.routes.replays import replay_json
 from api.workbench.web import SignedIn, checked_form, page, see_other, url
 from domain.errors import InvalidRecordError
 from infra.checkpoints import CheckpointStore

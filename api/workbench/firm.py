@@ -12,9 +12,8 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.posture import reach
+from api.deps import reach, resolve_times
 from api.problems import Problem, pydantic_errors
-from api.reads import resolve_times
 from api.workbench.timeline import draw
 from api.workbench.web import SignedIn, Times, checked_form, page, secured, see_other, url
 from domain.bodies import ReviewDecision

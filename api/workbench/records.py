@@ -8,8 +8,9 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from api.deps import resolve_times
 from api.problems import Problem
-from api.reads import MAX_POSITION, resolve_times
+from api.routes.events import MAX_POSITION
 from api.workbench.web import SignedIn, Times, page
 from domain.aggregates import TYPE_TO_TOPIC
 from domain.evaluator import in_force
@@ -17,8 +18,10 @@ from domain.ids import is_record_id
 from domain.kinds import ALL_KINDS
 from domain.records import LoggedEvent, fold
 from infra.seal import format_time
-from infra.service import ReadService, entry_json
+from infra.service import ReadService
 from infra.store import LogEntry, LogStore
+from projections.records import entry_json
+from projections.views import Moment
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -36,7 +39,8 @@ async def record_page(request: Request, kind: str, record_id: str, session: Sign
     if kind not in ALL_KINDS or not is_record_id(record_id):
         raise Problem(404, "Not found", f"no {kind} with id {record_id!r}")
     day, moment = resolve_times(as_of, known_at)
-    view = await run_in_threadpool(_reads(request).record, kind, record_id, day, moment)
+    view = await run_in_threadpool(_reads(request).record, kind, record_id,
+                                   Moment(day, moment))
     history = await run_in_threadpool(_reads(request).history, kind, record_id)
     return page("record.html", session, view=view, history=[entry_json(e) for e in history],
                 facts=json.dumps(view.facts, indent=2, sort_keys=True), as_of=as_of,
@@ -73,7 +77,7 @@ def regulations_view(store: LogStore, reads: ReadService, as_of: Any, known_at: 
         entries = store.entries_for(first.originator_id, upto=position)
         state = fold("regulation", first.record_id,
                      [LoggedEvent(e.type, e.data, e.position) for e in entries])
-        view = reads.record("regulation", first.record_id, as_of, known_at)
+        view = reads.record("regulation", first.record_id, Moment(as_of, known_at))
         shown.append({"id": first.record_id, "facts": view.facts, "pieces": in_force(state),
                       "lifecycle": view.lifecycle, "ended_from": state.ended_from,
                       "events": entries[1:],  # its amendments and rescission

@@ -8,9 +8,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.appends import parse_body, read_body
 from api.auth import Reader, require
-from api.posture import MinPosition, reach
+from api.deps import MinPosition, reach, resolve_times
 from api.problems import Problem
-from api.reads import resolve_times
 from domain.bodies import ReviewDecision
 from domain.ids import is_record_id
 from infra.keys import Permission, Principal

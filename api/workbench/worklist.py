@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from api.reads import resolve_times
+from api.deps import resolve_times
 from api.workbench.web import MOMENT, SignedIn, Times, optional, page
 from domain.evaluator import Posture
 from domain.types import Status

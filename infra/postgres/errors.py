@@ -2,6 +2,9 @@
 
 import psycopg
 
+# What psycopg raises when the database cannot be reached (or answers too late).
+ERRORS: tuple[type[Exception], ...] = (psycopg.OperationalError, psycopg.InterfaceError)
+
 
 def unavailable(error: BaseException) -> bool | None:
     """True for a connection lost or refused, False for another error of psycopg's (the

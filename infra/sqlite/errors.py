@@ -2,6 +2,8 @@
 
 import sqlite3
 
+# What sqlite3 raises for a database locked or unopenable (and for some refusals too).
+ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
 _UNAVAILABLE = ("database is locked", "database table is locked",
                 "unable to open database file", "disk i/o error")
 

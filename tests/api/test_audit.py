@@ -2,7 +2,7 @@
 raw log that check the read models, what-ifs that store nothing, posture diffs, signed
 checkpoints that catch a rewritten log, and export bundles verified offline, byte for byte.
 
-Most tests record the demo story (`api.demo.record_story`, 39 events through 2025) and ask the
+Most tests record the demo story (`api.cli.story.record_story`, 39 events through 2025) and ask the
 API about it. CLI commands run as real subprocesses where it matters (no database reachable,
 the signing key of the test); byte flips run the same `chipledger verify` in-process.
 """
@@ -24,14 +24,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api import demo
 from api.cli import cli as chipledger
+from api.cli import story as demo
 from infra.bootstrap import Container
 from infra.bundle import BundleError, verify_bundle
 from infra.seal import format_time
 from infra.settings import Settings
-from tests.infra.test_integrity import run_sql
 from tests.support.data import LEASE, WORLD
+from tests.support.logs import run_sql
 
 Headers = dict[str, str]
 Json = dict[str, Any]

@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-import api.posture as posture_api
+import api.deps as deps
 from api.app import create_app
 from infra.bootstrap import Container
 from infra.runner import ProjectionRunner
@@ -96,14 +96,14 @@ def test_forty_waiting_reads_do_not_stall_the_other_reads(
         container: Container, writer: Headers, monkeypatch: pytest.MonkeyPatch) -> None:
     # Step 1: count the reads that have begun to wait for a position (the real wait runs).
     waiting: list[int] = []
-    wait = posture_api._moment
+    wait = deps.waited
 
-    async def counted(service: Any, as_of: Any, known_at: Any, min_position: Any) -> Any:
+    async def counted(service: Any, min_position: Any) -> Any:
         if min_position is not None:
             waiting.append(min_position)
-        return await wait(service, as_of, known_at, min_position)
+        return await wait(service, min_position)
 
-    monkeypatch.setattr(posture_api, "_moment", counted)
+    monkeypatch.setattr(deps, "waited", counted)
     with Server(container) as base, httpx.Client(base_url=base, headers=writer,
                                                  timeout=30) as http, \
             ThreadPoolExecutor(WAITS) as pool:

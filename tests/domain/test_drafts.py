@@ -13,8 +13,8 @@ from domain.application import Append, Ledger
 from domain.errors import InvalidRecordError
 from domain.kinds import KINDS, Role
 from domain.records import LoggedEvent, fold
-from tests.domain.test_properties import FAST, KIND_FIELDS, commands
 from tests.support.data import ALIBABA, DC_JOHOR, H100
+from tests.support.histories import FAST, KIND_FIELDS, commands
 
 # The strategies name these ids in any reference field: each exists as every kind named.
 IDS = ["nvidia-h100", "nvidia-h20", "johor-dc1", "sg-dc2", "alibaba-sg", "x"]

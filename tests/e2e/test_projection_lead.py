@@ -22,7 +22,6 @@ from api.cli import cli as chipledger
 from api.demo import story
 from bench.serving import free_port
 from infra.bootstrap import bootstrap
-from infra.lead import projection_lead
 from infra.settings import Settings
 
 CHIPLEDGER = str(Path(sys.executable).parent / "chipledger")
@@ -167,7 +166,7 @@ def test_a_rebuild_refuses_in_one_line_while_another_runner_leads(database_url: 
     # Step 1: a database whose findings projection is led by a running runner (held here).
     settings = Settings(database_url=database_url, log_format="console")
     container = bootstrap(settings)
-    lead = projection_lead(container, "findings")
+    lead = container.backend.lead("findings")
     try:
         assert lead.take()
         # Step 2: `chipledger rebuild` would drop and refill the leader's rows: it refuses,

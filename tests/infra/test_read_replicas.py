@@ -43,11 +43,11 @@ def replicated(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
 
 
 def _served(client: TestClient) -> dict[str, int]:
-    return dict(client.app.state.posture.sources.served)  # type: ignore[attr-defined]
+    return dict(client.app.state.container.reads.served)  # type: ignore[attr-defined]
 
 
 def _replayed(client: TestClient, position: int) -> Callable[[], bool]:
-    standby = client.app.state.posture.sources.standbys[0]  # type: ignore[attr-defined]
+    standby = client.app.state.container.reads.standbys[0]  # type: ignore[attr-defined]
     posture = client.app.state.posture  # type: ignore[attr-defined]
     return lambda: (posture.projected() >= position
                     and standby.source.findings.tracking("findings") >= position)

@@ -10,8 +10,9 @@ import infra.runner as runner_module
 from api.appends import parse_batch_line
 from domain.application import Append
 from infra.findings_store import FindingsStore
-from infra.runner import ProjectionRunner, Workers
+from infra.runner import ProjectionRunner
 from infra.service import AppendService
+from infra.workers import Workers
 from tests.support.data import TEST_WRITER, record_world
 
 
@@ -54,10 +55,8 @@ class TestRunnersFollowingTheLog:
     def test_only_one_postgres_runner_leads(self, container, database_url):
         if not database_url.startswith("postgres"):
             pytest.skip("leadership by advisory lock is PostgreSQL's; SQLite runners poll")
-        from infra.runner import _waiter
-
-        first = _waiter(container, "findings", 0.05)
-        second = _waiter(container, "findings", 0.05)
+        first = container.backend.waiter("findings", 0.05)
+        second = container.backend.waiter("findings", 0.05)
         try:
             assert first.lead() is True
             assert second.lead() is False

@@ -20,7 +20,8 @@ from api.app import create_app
 from infra.bootstrap import Container, bootstrap
 from infra.keys import KeyRing, Role
 from infra.settings import Settings
-from tests.api.test_webhooks import (
+from tests.infra.webhooks.receivers import SocketReceiver, socket_receiver
+from tests.support.webhooks import (
     POSTURE,
     Api,
     Receiver,
@@ -33,7 +34,6 @@ from tests.api.test_webhooks import (
     violate,
     wait_until,
 )
-from tests.infra.webhooks.receivers import SocketReceiver, socket_receiver
 
 APPENDED = "ledger.appended"
 TARPIT_TIMEOUT = 20.0

@@ -4,23 +4,25 @@ import json
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api import strict_json
-from api.appends import parse_batch_item, read_body, validated
-from api.auth import Auditor, Reader
-from api.posture import _firm_id, _moment, finding_json
+from api.appends import parse_batch_item
+from api.bodies import read_body, validated
+from api.deps import Auditor, Postures, Reader, Replays, check_firm_id, moment_of, waited
 from api.problems import Problem, field_errors, invalid, json_errors, pydantic_errors
-from api.reads import resolve_times
+from api.schemas import finding_json, processing_json
 from domain.errors import FieldProblem, InvalidRecordError
 from domain.evaluator import FindingsDiff, diff_findings
-from domain.ids import is_record_id, record_uuid
+from domain.ids import record_uuid
+from domain.times import format_time
 from domain.types import RecordId
-from infra.posture import Moment, PostureService
 from infra.replay import FirmAnswer, Replay, ReplayService
-from infra.seal import format_time
+from projections.views import Reading
+
+router = APIRouter(prefix="/v1", tags=["audit"])
 
 MAX_HYPOTHETICAL = 1000
 
@@ -42,9 +44,7 @@ def answer_json(firm_id: str, answer: FirmAnswer) -> dict[str, Any]:
         "findings": [finding_json(f) for f in answer.posture.findings],
         "residency": {
             "status": answer.residency_status.value,
-            "processing": [{"data_subject_country": p.data_subject_country,
-                            "processed_in": p.processed_in, "activity_id": p.activity_id,
-                            "status": p.status.value} for p in answer.processing],
+            "processing": [processing_json(p) for p in answer.processing],
         },
     }
 
@@ -92,7 +92,8 @@ def replay_json(result: Replay) -> dict[str, Any]:
     return body
 
 
-async def create_replay(request: Request, _: Auditor) -> dict[str, Any]:
+@router.post("/replays", name="create_replay")
+async def create_replay(request: Request, _: Auditor, service: Replays) -> dict[str, Any]:
     """Recompute posture and residency from the raw log alone; with `hypothetical` events,
     what the answer would be if they were recorded (they never are)."""
     raw = await read_body(request) or b"{}"
@@ -112,17 +113,17 @@ async def create_replay(request: Request, _: Auditor) -> dict[str, Any]:
                        for e in problem.errors]
     if errors:
         raise invalid(errors)
-    day, moment = resolve_times(ask.as_of, ask.known_at)
-    service: ReplayService = request.app.state.replays
+    moment = moment_of(ask.as_of, ask.known_at)
     try:
-        result = await run_in_threadpool(service.replay, day, moment, ask.firm_ids, appends)
+        result = await run_in_threadpool(service.replay, moment.as_of, moment.known_at,
+                                         ask.firm_ids, appends)
     except InvalidRecordError as error:
         raise invalid(_hypothetical_problems(error.problems, len(appends))) from None
     unknown = sorted(set(ask.firm_ids or ()) - _known_firms(service, result))
     if unknown:
         raise invalid([{"loc": ["body", "firm_ids"], "field": "body.firm_ids",
                         "msg": f"no firm with id {', '.join(map(repr, unknown))} as known at "
-                               f"{format_time(moment)}", "type": "unknown_reference"}])
+                               f"{format_time(moment.known_at)}", "type": "unknown_reference"}])
     return replay_json(result)
 
 
@@ -154,8 +155,9 @@ def _known_firms(service: ReplayService, result: Replay) -> set[str]:
             if service.store.entries_for(record_uuid("firm", f), upto=result.position)}
 
 
+@router.get("/firms/{firm_id}/posture/diff", name="read_posture_diff")
 async def read_posture_diff(
-    request: Request, firm_id: str, _: Reader,
+    firm_id: str, _: Reader, service: Postures,
     from_as_of: Annotated[date | None, Query()] = None,
     to_as_of: Annotated[date | None, Query()] = None,
     from_known_at: Annotated[datetime | None, Query()] = None,
@@ -164,27 +166,17 @@ async def read_posture_diff(
 ) -> dict[str, Any]:
     """A firm's posture between two dates, or between two record times for one date (what a
     restatement changed): added, removed and changed findings."""
-    if not is_record_id(firm_id):
-        raise Problem(404, "Not found", f"no firm with id {firm_id!r}")
-    service: PostureService = request.app.state.posture
-    start = await _moment(service, from_as_of, from_known_at, min_position)
-    end = await _moment(service, to_as_of or from_as_of, to_known_at, None)
-    await run_in_threadpool(service.check_firm, _firm_id(firm_id), end)
-    before = await run_in_threadpool(service.posture, firm_id, start)
-    after = await run_in_threadpool(service.posture, firm_id, end)
-    return {"firm_id": firm_id, "from": _side(start, before.status.value),
-            "to": _side(end, after.status.value),
+    check_firm_id(firm_id)
+    await waited(service, min_position)
+    start = moment_of(from_as_of, from_known_at)
+    end = moment_of(to_as_of or from_as_of, to_known_at)
+    (first, before), (last, after) = await run_in_threadpool(service.posture_diff, firm_id,
+                                                             start, end)
+    return {"firm_id": firm_id, "from": _side(first, before.status.value),
+            "to": _side(last, after.status.value),
             **diff_json(diff_findings(before.findings, after.findings))}
 
 
-def _side(moment: Moment, status: str) -> dict[str, Any]:
-    return {"as_of": moment.as_of.isoformat(), "known_at": format_time(moment.known_at),
-            "position": moment.position, "status": status}
-
-
-def install(app: FastAPI) -> None:
-    router = APIRouter(prefix="/v1", tags=["audit"])
-    router.add_api_route("/replays", create_replay, methods=["POST"], name="create_replay")
-    router.add_api_route("/firms/{firm_id}/posture/diff", read_posture_diff, methods=["GET"],
-                         name="read_posture_diff")
-    app.include_router(router)
+def _side(reading: Reading, status: str) -> dict[str, Any]:
+    return {"as_of": reading.as_of.isoformat(), "known_at": format_time(reading.known_at),
+            "position": reading.position, "status": status}

@@ -10,9 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api.appends import parse_body, read_body
 from api.auth import Admin
-from api.reads import resolve_times
+from api.deps import resolve_times
+from domain.times import format_time
 from domain.types import Text, Url
-from infra.seal import format_time
 from infra.webhooks import Endpoint, Webhooks
 
 MESSAGE_ID = r"^msg_[0-9]+_[0-9]+$"  # as the outbox writes them

@@ -5,26 +5,31 @@ import contextvars
 from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Reader
+from api.deps import Reader
 from api.problems import RETRY_AFTER_UNAVAILABLE
-from infra.deadlines import DatabaseTimeoutError, database_calls
-from infra.metrics import CONTENT_TYPE_LATEST
+from domain.errors import Unavailable
+from infra.deadlines import database_calls
 
 # /readyz answers within this long (and a little more), the database answering or not.
 READY_SECONDS = 1.5
 # Always exported, so a dashboard shows 0 rather than no series.
 _ALARM_COMPONENTS = {"projection", "integrity"}
 
+router = APIRouter(tags=["operations"])
 
+
+@router.get("/healthz", name="healthz")
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
+@router.get("/readyz", name="readyz")
 async def readyz(request: Request) -> JSONResponse:
     """The database answers; the body says how far the log has come, and `degraded` with the
     alarms when something needs an operator (the service still serves). Answered within
@@ -39,7 +44,7 @@ async def readyz(request: Request) -> JSONResponse:
             loop.run_in_executor(None, contextvars.copy_context().run, checks),
             READY_SECONDS + 0.3)
     except Exception as error:  # any failure to reach the database means not ready
-        reason = "timeout" if isinstance(error, TimeoutError | DatabaseTimeoutError) \
+        reason = "timeout" if isinstance(error, TimeoutError | Unavailable) \
             else type(error).__name__
         return JSONResponse({"status": "unavailable", "database": reason}, status_code=503,
                             headers={"Retry-After": RETRY_AFTER_UNAVAILABLE})
@@ -60,11 +65,12 @@ def _readiness(state: Any, timeout: float) -> JSONResponse:
         "projections": {"findings": {"position": projected,
                                      "lag": max(0, (head.position if head else 0) - projected)}},
     }
-    if state.posture.sources.standbys:
-        body["replicas"] = state.posture.sources.lags(body["head_position"], projected)
+    if state.container.reads.standbys:
+        body["replicas"] = state.container.reads.lags(body["head_position"], projected)
     return JSONResponse(body)
 
 
+@router.get("/metrics", name="metrics")
 async def metrics(request: Request, _: Reader) -> Response:
     """Prometheus text exposition."""
     state = request.app.state
@@ -81,15 +87,7 @@ async def metrics(request: Request, _: Reader) -> Response:
             sum(alarm.component == component for alarm in alarms))
     state.metrics.projection_lag.labels("findings").set(
         max(0, (head.position if head else 0) - projected))
-    sources = state.posture.sources
+    sources = state.container.reads
     lags = await run_in_threadpool(sources.lags, head.position if head else 0, projected)
     state.metrics.show_replicas(lags, sources.served)
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
-
-
-def install(app: FastAPI) -> None:
-    router = APIRouter(tags=["operations"])
-    router.add_api_route("/healthz", healthz, methods=["GET"], name="healthz")
-    router.add_api_route("/readyz", readyz, methods=["GET"], name="readyz")
-    router.add_api_route("/metrics", metrics, methods=["GET"], name="metrics")
-    app.include_router(router)
