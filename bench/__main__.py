@@ -9,6 +9,7 @@
   python -m bench ingest  --events 200000 --database-url URL-OF-AN-EMPTY-SCHEMA  # vs COPY
   python -m bench appends --clients 64 --seconds 10 --database-url URL  # [--processes N]
   python -m bench merkle  --events 200000   # Merkle tree integration vs hashing alone
+  python -m bench webhooks --events 20000 --rate 500 --seconds 10  # [--database-url EMPTY]
 
 Each measurement that matters for memory runs in a child process, so its peak resident set
 size (ru_maxrss) is its own. Every figure is printed with its ratio to the baseline measured
@@ -165,7 +166,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["build", "replay", "appends", "rebuild", "ingest",
-                                            "verify", "posture", "explain", "merkle",
+                                            "verify", "posture", "explain", "merkle", "webhooks",
                                             "_replay", "_library_scan", "_rebuild",
                                             "_library_projection"])
     parser.add_argument("--clients", type=int, default=64)
@@ -174,6 +175,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--processes", type=int, default=1, help="appends: API processes")
+    parser.add_argument("--rate", type=int, default=500, help="webhooks: messages a second")
     args = parser.parse_args()
     {"build": lambda: build(args.database_url, args.events),
      "replay": lambda: replay(args.database_url),
@@ -184,6 +186,9 @@ def main() -> None:
      "posture": lambda: _lazy("bench.posture").main(args.database_url, args.queries),
      "explain": lambda: _lazy("bench.explain").main(args.database_url),
      "merkle": lambda: _lazy("bench.merkle").main(args.events),
+     "webhooks": lambda: _lazy("bench.webhooks").main(
+         None if args.database_url == "sqlite:///bench.db" else args.database_url,
+         args.events, args.rate, args.seconds),
      "ingest": lambda: ingest_main(args.database_url, _conninfo(args.database_url),
                                    args.events),
      "_rebuild": lambda: child_rebuild(args.database_url),

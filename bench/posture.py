@@ -13,7 +13,6 @@ import logging
 import os
 import random
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from api.app import create_app
 from api.deps import moment_of, resolve_times
 from api.schemas import finding_json, posture_json, processing_json
 from bench.explain import refresh_statistics
+from bench.serving import signing_key_file
 from domain.errors import RecordNotFoundError
 from infra.bootstrap import Container, bootstrap
 from infra.keys import KeyRing, Role
@@ -73,16 +73,13 @@ class Timings:
 
 
 def main(url: str, queries: int = 2000, seed: int = 7) -> None:
-    # The app makes a signing key where none is set; the bench signs nothing, so its key
-    # goes where it leaves nothing behind.
-    with tempfile.TemporaryDirectory() as keys:
-        container = bootstrap(Settings(database_url=url,
-                                       signing_key_file=os.path.join(keys, "key.pem")))
-        try:
-            with _quiet_logs():
-                _measure(container, queries, seed)
-        finally:
-            container.close()
+    # The app signs with the database's one key: the same file on every run of the bench.
+    container = bootstrap(Settings(database_url=url, signing_key_file=signing_key_file(url)))
+    try:
+        with _quiet_logs():
+            _measure(container, queries, seed)
+    finally:
+        container.close()
 
 
 def _measure(container: Container, queries: int, seed: int) -> None:

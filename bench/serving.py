@@ -1,11 +1,21 @@
 """A real `chipledger serve` for benches and tests: a free port, and a poll until it answers."""
 
+import hashlib
 import socket
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
+
+
+def signing_key_file(url: str) -> str:
+    """Where a bench keeps the signing key of the ledger at `url`: the same file on every run,
+    because a database accepts only the key it first saw (infra.checkpoint_store)."""
+    folder = Path.home() / ".cache" / "chipledger-bench"
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}.pem")
 
 
 def free_port() -> int:

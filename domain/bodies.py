@@ -312,13 +312,23 @@ class ProcessingCorrection(Correction, _ProcessingPatchFields):
 # webhook endpoints (not compliance records) ----------------------------------------------------
 
 
+MaxPerSecond = Annotated[int, Field(ge=1, le=100_000)]
+
+
 class WebhookEndpointRegistration(Body):
     id: RecordId
     url: Url
-    event_types: list[Literal["posture.changed", "residency.changed", "ledger.appended"]] = \
-        Field(min_length=1, max_length=3)
+    event_types: list[Literal["posture.changed", "residency.changed", "ledger.appended",
+                              "endpoint.disabled", "endpoint.circuit_opened"]] = \
+        Field(min_length=1, max_length=5)
     description: Text | None = None
     secret_fingerprint: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+    max_per_second: MaxPerSecond | None = None  # deliveries a second; unlimited when null
+
+
+class WebhookEndpointChange(Change):
+    CREATE = WebhookEndpointRegistration
+    max_per_second: MaxPerSecond | None = None
 
 
 class WebhookSecretRotation(Correction):

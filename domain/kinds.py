@@ -132,11 +132,13 @@ WEBHOOK_ENDPOINT = KindSpec(
     "webhooks/endpoints",
     {
         Role.CREATE: "WebhookEndpointCreated",
+        Role.CHANGE: "WebhookEndpointChanged",
         Role.CORRECT: "WebhookSecretRotated",
         Role.END: "WebhookEndpointDisabled",
     },
     {
         Role.CREATE: b.WebhookEndpointRegistration,
+        Role.CHANGE: b.WebhookEndpointChange,
         Role.CORRECT: b.WebhookSecretRotation,
         Role.END: b.WebhookEndpointDisabling,
     },

@@ -37,6 +37,20 @@ class Metrics:
             "chipledger_webhook_deliveries", "Webhook deliveries by state",
             ["state"], registry=self.registry,
         )
+        self.webhook_circuits = Gauge(
+            "chipledger_webhook_circuits", "Enabled webhook endpoints by circuit state",
+            ["state"], registry=self.registry,
+        )
+        self.webhook_circuit_openings = Gauge(
+            "chipledger_webhook_circuit_openings",
+            "Times each webhook endpoint's circuit opened", ["endpoint_id"],
+            registry=self.registry,
+        )
+        self.webhook_consecutive_failures = Gauge(
+            "chipledger_webhook_consecutive_failures",
+            "Each webhook endpoint's current run of failed attempts", ["endpoint_id"],
+            registry=self.registry,
+        )
         self.oldest_pending = Gauge(
             "chipledger_webhook_oldest_pending_seconds",
             "Age of the oldest delivery not yet through (pending or failed)",

@@ -141,7 +141,12 @@ ENDPOINTS = Table(
     (_c("endpoint_id", "text"), _c("url", "text"), _c("event_types", "text"),
      _null("description", "text"), _c("enabled", "bigint"), _c("created_at", "timestamp"),
      _null("disabled_at", "timestamp"), _null("disabled_reason", "text"),
-     _c("from_position", "bigint")),
+     _c("from_position", "bigint"),
+     # The circuit breaker (infra.webhooks.breaker): closed, open or half_open (a probe is
+     # out until open_until), the current run of failures, and how often it opened.
+     _c("circuit_state", "text"), _c("consecutive_failures", "bigint"),
+     _null("open_until", "timestamp"), _c("circuit_openings", "bigint"),
+     _null("max_per_second", "bigint")),  # unlimited when null
     key=("endpoint_id",),
 )
 SECRETS = Table(

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # Deliveries one dispatcher has in flight at once, in all and to any one endpoint.
     webhook_max_in_flight: int = Field(default=256, ge=1, le=10_000)
     webhook_max_in_flight_per_endpoint: int = Field(default=16, ge=1, le=1000)
+    # The circuit breaker: a run of this many failures opens it for the cool-down (seconds).
+    webhook_breaker_failures: int = Field(default=5, ge=1, le=1000)
+    webhook_breaker_cooldown: float = Field(default=30.0, gt=0, le=86400)
     poll_interval: float = Field(default=0.5, gt=0, le=60)
     signing_key_file: str | None = None
     checkpoint_every_events: int = Field(default=1000, ge=1)

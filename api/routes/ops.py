@@ -14,6 +14,8 @@ from api.deps import Reader
 from api.problems import RETRY_AFTER_UNAVAILABLE
 from domain.errors import Unavailable
 from infra.deadlines import database_calls
+from infra.metrics import Metrics
+from infra.webhooks import Endpoint
 
 # /readyz answers within this long (and a little more), the database answering or not.
 READY_SECONDS = 1.5
@@ -81,6 +83,8 @@ async def metrics(request: Request, _: Reader) -> Response:
     for name in ("pending", "succeeded", "failed", "dead"):
         state.metrics.webhook_deliveries.labels(name).set(by_state.get(name, 0))
     state.metrics.oldest_pending.set(oldest or 0)
+    endpoints = await run_in_threadpool(state.webhooks.endpoints)
+    _circuits(state.metrics, endpoints)
     alarms = await run_in_threadpool(state.container.alarms.active)
     for component in {alarm.component for alarm in alarms} | _ALARM_COMPONENTS:
         state.metrics.alarms.labels(component).set(
@@ -91,3 +95,13 @@ async def metrics(request: Request, _: Reader) -> Response:
     lags = await run_in_threadpool(sources.lags, head.position if head else 0, projected)
     state.metrics.show_replicas(lags, sources.served)
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _circuits(metrics: Metrics, endpoints: list[Endpoint]) -> None:
+    enabled = [e for e in endpoints if e.enabled]
+    for name in ("closed", "open", "half_open"):
+        metrics.webhook_circuits.labels(name).set(sum(e.circuit_state == name for e in enabled))
+    for e in enabled:
+        metrics.webhook_circuit_openings.labels(e.endpoint_id).set(e.circuit_openings)
+        metrics.webhook_consecutive_failures.labels(e.endpoint_id).set(e.consecutive_failures)
+

@@ -18,20 +18,24 @@ from typing import Any
 
 from infra.schema import DELIVERIES
 from infra.store import Cursor, Dialect
+from infra.webhooks.breaker import Breaker, BreakerPolicy
+from infra.webhooks.operations import CIRCUIT_OPENED, announce, circuit_opened
 from infra.webhooks.schedule import Claim, Outcome
 from projections.outbox import first_seq_after
 
 FANOUT = "webhooks-fanout"
 CHAIN_RUN = 32  # deliveries of one chain claimed at once
-KEY_COLUMNS = DELIVERIES.typed("endpoint_id", "message_id")
-CLAIM_COLUMNS = DELIVERIES.typed("claimed_until", "claimed_by")
+CLAIMED = DELIVERIES.typed("claimed_until", "claimed_by")
+KEY = DELIVERIES.typed("endpoint_id", "message_id")
 
 Room = Callable[[str], int]  # how many more chains an endpoint may have in flight
 
 
 class ClaimStore:
-    def __init__(self, dialect: Dialect, name: str) -> None:
+    def __init__(self, dialect: Dialect, name: str,
+                 policy: BreakerPolicy | None = None) -> None:
         self.d, self.name = dialect, name
+        self.breaker = Breaker(dialect, policy or BreakerPolicy())
 
     def _sql(self, statement: str) -> str:
         return self.d.sql(statement)
@@ -91,26 +95,32 @@ class ClaimStore:
     # claims -----------------------------------------------------------------------------------
 
     def claim(self, room: Room, busy: Iterable[str], lease: float, limit: int = 200
-              ) -> list[list[Claim]]:
+              ) -> tuple[list[list[Claim]], set[str]]:
         """Runs of due chains, at most `room(endpoint)` chains an endpoint, none of the
-        endpoints in `busy`; each run claimed for `lease` seconds."""
+        endpoints in `busy`, none whose circuit is open; each run claimed for `lease`
+        seconds. Also the endpoints whose probe this dispatcher took: one delivery each."""
         now = datetime.now(UTC)
         with self.d.transaction(commit=True) as cursor:
-            heads = self._pick(self._heads(cursor, now, list(busy), limit), room)
+            probes = self.breaker.take_probes(cursor, now)
+            rows = self._heads(cursor, now, list(busy), probes, limit)
+            heads = self._pick(rows, lambda e: 1 if e in probes else room(e))
             if not heads:
-                return []
-            chains = self._runs(cursor, heads, now)
+                return [], probes
+            chains = self._runs(cursor, [h for h in heads if h.endpoint_id not in probes],
+                                now) + [[h] for h in heads if h.endpoint_id in probes]
             until = self.d.to_db_time(now + timedelta(seconds=lease))
-            self.d.update_many(cursor, self.d.deliveries_table,
-                               CLAIM_COLUMNS,
-                               KEY_COLUMNS, [(until, self.name, c.endpoint_id, c.message_id)
-                                             for chain in chains for c in chain])
-        return chains
+            self.d.update_many(cursor, self.d.deliveries_table, CLAIMED, KEY,
+                               [(until, self.name, c.endpoint_id, c.message_id)
+                                for chain in chains for c in chain])
+        return chains, probes
 
-    def _heads(self, cursor: Cursor, now: datetime, busy: list[str], limit: int) -> list[Any]:
+    def _heads(self, cursor: Cursor, now: datetime, busy: list[str], probes: set[str],
+               limit: int) -> list[Any]:
         d = self.d
         at = d.to_db_time(now)
-        skip = f"AND d.endpoint_id NOT IN ({', '.join('%s' for _ in busy)}) " if busy else ""
+        skip = f"AND d.endpoint_id NOT IN ({_marks(busy)}) " if busy else ""
+        closed = (f"AND (e.circuit_state = 'closed' OR e.endpoint_id IN ({_marks(probes)})) "
+                  if probes else "AND e.circuit_state = 'closed' ")
         cursor.execute(self._sql(
             f"SELECT d.endpoint_id, d.message_id, d.attempts, d.ordering_key, d.seq, e.url, "
             f"o.event_type, o.payload, o.created_at FROM {d.deliveries_table} d "
@@ -118,10 +128,12 @@ class ClaimStore:
             f"JOIN {d.outbox_table} o ON o.message_id = d.message_id "
             "WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= %s "
             f"AND (d.claimed_until IS NULL OR d.claimed_until < %s) AND e.enabled = 1 {skip}"
+            f"{closed}"
             f"AND NOT EXISTS (SELECT 1 FROM {d.deliveries_table} p "
             "WHERE p.endpoint_id = d.endpoint_id AND p.ordering_key = d.ordering_key "
             "AND p.seq < d.seq AND p.status IN ('pending', 'failed')) "
-            f"ORDER BY d.seq LIMIT %s{d.claim_lock('d')}"), (at, at, *busy, limit))
+            f"ORDER BY d.seq LIMIT %s{d.claim_lock('d')}"), (at, at, *busy, *sorted(probes),
+                                                              limit))
         return list(cursor.fetchall())
 
     def _pick(self, rows: list[Any], room: Room) -> list[Claim]:
@@ -200,7 +212,7 @@ class ClaimStore:
             "WHERE endpoint_id = %s AND message_id = %s AND claimed_by = %s"),
             [(c.endpoint_id, c.message_id, self.name) for c in claims])
 
-    def record(self, outcomes: list[Outcome], released: list[Claim]) -> None:
+    def record(self, outcomes: list[Outcome], released: list[Claim]) -> list[str]:
         """Every attempt into the history, and each delivery's new state while its claim is
         still ours: a dispatcher that took a lapsed claim over (or a recovery) owns the
         outcome then; ours stays in the history. One transaction for a batch."""
@@ -225,12 +237,31 @@ class ClaimStore:
                     [(o.status, o.attempt, _time(d, o.next_attempt_at), o.status_code, o.error,
                       d.to_db_time(o.at), o.claim.endpoint_id, o.claim.message_id, self.name)
                      for o in outcomes])
+            opened = self._count(cursor, outcomes)
             self._release(cursor, released)
+        return opened
 
-    def enabled(self) -> set[str]:
+    def _count(self, cursor: Cursor, outcomes: list[Outcome]) -> list[str]:
+        """The breaker's runs, and an endpoint.circuit_opened message for each it opened."""
+        now = datetime.now(UTC)
+        opened = self.breaker.count(cursor, outcomes, now)
+        for endpoint_id in opened:
+            announce(self.d, cursor, CIRCUIT_OPENED, endpoint_id,
+                     circuit_opened(self.d, cursor, endpoint_id), now)
+        return opened
+
+    def sendable(self) -> tuple[dict[str, int | None], set[str]]:
+        """The enabled endpoints' rate limits, and which of them have a closed circuit."""
         with self.d.transaction(commit=False) as cursor:
-            cursor.execute(f"SELECT endpoint_id FROM {self.d.endpoints_table} WHERE enabled = 1")
-            return {r["endpoint_id"] for r in cursor.fetchall()}
+            cursor.execute(f"SELECT endpoint_id, circuit_state, max_per_second FROM "
+                           f"{self.d.endpoints_table} WHERE enabled = 1")
+            rows = cursor.fetchall()
+        return ({r["endpoint_id"]: r["max_per_second"] for r in rows},
+                {r["endpoint_id"] for r in rows if r["circuit_state"] == "closed"})
+
+
+def _marks(values: Iterable[str]) -> str:
+    return ", ".join("%s" for _ in values)
 
 
 def _time(d: Dialect, moment: datetime | None) -> Any:

@@ -26,8 +26,10 @@ import structlog
 from infra.bootstrap import Container
 from infra.seal import format_time
 from infra.webhook_targets import Resolver, TargetRefused, system_resolver
+from infra.webhooks.breaker import BreakerPolicy
 from infra.webhooks.claims import ClaimStore, Room, signing_secrets
 from infra.webhooks.endpoints import DISPATCHER, Webhooks
+from infra.webhooks.pacing import Pacer
 from infra.webhooks.schedule import Claim, Outcome, judge
 from infra.webhooks.signing import message_body, retry_after, signed_headers
 from infra.webhooks.transport import AsyncPinnedTransport
@@ -36,6 +38,7 @@ log = structlog.get_logger("chipledger.webhooks")
 
 CLAIM_SECONDS = 60.0  # a lease: longer than the default 15 s request timeout
 IDLE_POLL = 0.1  # seconds between looks for new work when there is none
+ROUND_GAP = 0.005  # seconds a round waits for other chains to finish with the first
 
 
 class Dispatcher:
@@ -50,8 +53,10 @@ class Dispatcher:
         self.webhooks = Webhooks(container)
         self.dialect = container.store.dialect
         self.name = f"dispatcher-{uuid.uuid4().hex[:8]}"
-        self.store = ClaimStore(self.dialect, self.name)
         self.timeout, self.backoff_scale = timeout, backoff_scale
+        self.store = ClaimStore(self.dialect, self.name, BreakerPolicy(
+            settings.webhook_breaker_failures, settings.webhook_breaker_cooldown,
+            probe_lease=timeout + 5.0))
         self.claim_seconds = claim_seconds or CLAIM_SECONDS
         self.max_in_flight = max_in_flight or settings.webhook_max_in_flight
         self.max_per_endpoint = max_per_endpoint or settings.webhook_max_in_flight_per_endpoint
@@ -64,7 +69,10 @@ class Dispatcher:
         self.loop = asyncio.new_event_loop()
         self.windows: dict[str, int] = {}  # chains an endpoint may have in flight now
         self.in_flight: Counter[str] = Counter()
-        self.enabled: set[str] = set()
+        self.sendable: set[str] = set()  # enabled, circuit closed, or probed by us
+        self.probing: set[str] = set()  # endpoints whose probe this dispatcher sends
+        self.rates: dict[str, int | None] = {}  # max_per_second of each enabled endpoint
+        self.pacer = Pacer()
         self.secrets: dict[str, list[str]] = {}
         self.sent: Counter[str] = Counter()  # attempts sent, by endpoint
         self.chains: set[asyncio.Task[None]] = set()
@@ -108,10 +116,13 @@ class Dispatcher:
             await self._shutdown()
 
     async def _idle(self, seconds: float) -> None:
+        """Until a chain finishes or outcomes are written (room for more), or `seconds`;
+        then a moment more, so that one round claims for several finished chains."""
         assert self.wake is not None
         self.wake.clear()
         with suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), seconds)
+        await asyncio.sleep(ROUND_GAP)
 
     async def _shutdown(self) -> None:
         """In-flight sends are abandoned (their claims released, so another dispatcher
@@ -137,18 +148,22 @@ class Dispatcher:
             return fanned
         rooms = {e: self._room(e) for e in self.windows}
         busy = [e for e, n in rooms.items() if n <= 0]
-        chains, self.enabled, secrets = await asyncio.to_thread(
+        chains, closed, probes, self.rates, secrets = await asyncio.to_thread(
             self._claim, lambda e: rooms.get(e, 1), busy, room)
+        self.probing |= probes  # until their chain is through: the probe is theirs
+        self.sendable = closed | self.probing
         self.secrets.update(secrets)
         for chain in chains:
             self._start(chain)
         return fanned + len(chains)
 
     def _claim(self, room: Room, busy: list[str], limit: int
-               ) -> tuple[list[list[Claim]], set[str], dict[str, list[str]]]:
-        chains = self.store.claim(room, busy, self.claim_seconds, limit)
+               ) -> tuple[list[list[Claim]], set[str], set[str], dict[str, int | None],
+                          dict[str, list[str]]]:
+        chains, probes = self.store.claim(room, busy, self.claim_seconds, limit)
         secrets = signing_secrets(self.dialect, (c[0].endpoint_id for c in chains))
-        return chains, self.store.enabled(), secrets
+        rates, closed = self.store.sendable()
+        return chains, closed, probes, rates, secrets
 
     def _room(self, endpoint_id: str) -> int:
         return self.windows.get(endpoint_id, 1) - self.in_flight[endpoint_id]
@@ -164,6 +179,7 @@ class Dispatcher:
     def _finished(self, task: "asyncio.Task[None]", endpoint_id: str) -> None:
         self.chains.discard(task)
         self.in_flight[endpoint_id] -= 1
+        self.probing.discard(endpoint_id)
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook_chain_failed", endpoint_id=endpoint_id,
                       error=repr(task.exception()))
@@ -178,9 +194,10 @@ class Dispatcher:
             rest = chain[i:]
             try:
                 lease_until = await self._keep_lease(rest, lease_until)
-                if lease_until is None or claim.endpoint_id not in self.enabled:
+                if lease_until is None or claim.endpoint_id not in self.sendable:
                     self._queue(released=rest)
                     return
+                await self.pacer.wait(claim.endpoint_id, self.rates.get(claim.endpoint_id))
                 outcome = await self._attempt(claim)
             except asyncio.CancelledError:
                 self._queue(released=rest)
@@ -238,7 +255,7 @@ class Dispatcher:
             self.windows[endpoint_id] = 1
 
     async def _gone(self, endpoint_id: str) -> None:
-        self.enabled.discard(endpoint_id)  # no other chain of it sends from now on
+        self.sendable.discard(endpoint_id)  # no other chain of it sends from now on
         await self._flushed()  # the delivery is dead before the endpoint is disabled
         await asyncio.to_thread(self.webhooks.disable, endpoint_id,
                                 "the receiver answered 410 Gone", recorded_by=DISPATCHER)
@@ -258,7 +275,10 @@ class Dispatcher:
             outcomes, released = self.outcomes, self.released
             self.outcomes, self.released = [], []
             try:
-                await asyncio.to_thread(self.store.record, outcomes, released)
+                opened = await asyncio.to_thread(self.store.record, outcomes, released)
+                self.sendable.difference_update(opened)  # its other chains stop too
+                for endpoint_id in opened:
+                    log.warning("webhook_circuit_opened", endpoint_id=endpoint_id)
             except Exception:  # their leases lapse: sent again, at least once
                 log.exception("webhook_outcomes_not_recorded", count=len(outcomes))
         if self.wake is not None:

@@ -17,6 +17,7 @@ import structlog
 
 from domain.application import Append
 from domain.bodies import (
+    WebhookEndpointChange,
     WebhookEndpointDisabling,
     WebhookEndpointRegistration,
     WebhookSecretRotation,
@@ -28,7 +29,9 @@ from infra.seal import RecordedBy, Seal, format_time
 from infra.service import AppendService
 from infra.store import Cursor, Dialect
 from infra.webhook_targets import Resolver, system_resolver
+from infra.webhooks.backfill import backfill
 from infra.webhooks.claims import signing_secrets
+from infra.webhooks.operations import ENDPOINT_DISABLED, announce, endpoint_disabled
 from infra.webhooks.signing import check_url, fingerprint, new_secret
 
 log = structlog.get_logger("chipledger.webhooks")
@@ -48,6 +51,11 @@ class Endpoint:
     created_at: datetime
     disabled_at: datetime | None
     disabled_reason: str | None
+    circuit_state: str = "closed"
+    consecutive_failures: int = 0
+    open_until: datetime | None = None
+    circuit_openings: int = 0
+    max_per_second: int | None = None
 
 
 class Webhooks:
@@ -73,7 +81,10 @@ class Webhooks:
     # endpoints --------------------------------------------------------------------------------
 
     def create(self, url: str, event_types: list[str], description: str | None, *,
-               recorded_by: RecordedBy) -> tuple[Endpoint, str]:
+               recorded_by: RecordedBy, max_per_second: int | None = None,
+               since_position: int | None = None) -> tuple[Endpoint, str]:
+        """Register a receiver; with `since_position`, the history after it is queued for
+        it (a backfill) once it is registered."""
         problems = check_url(url, self.settings.webhook_allow_local, self.resolver)
         if problems:
             raise InvalidRecordError(problems)
@@ -81,17 +92,19 @@ class Webhooks:
         endpoint_id = f"wh-{uuid.uuid4().hex[:16]}"
         body = WebhookEndpointRegistration.model_validate(
             {"id": endpoint_id, "url": url, "event_types": event_types,
-             "description": description, "secret_fingerprint": fingerprint(secret)},
-            strict=False)
+             "description": description, "secret_fingerprint": fingerprint(secret),
+             "max_per_second": max_per_second}, strict=False)
         d = self.dialect
 
         def store(cursor: Cursor, seals: list[Seal]) -> None:
             now = d.to_db_time(seals[-1].recorded_at)
             cursor.execute(self._sql(
                 f"INSERT INTO {d.endpoints_table} (endpoint_id, url, event_types, description, "
-                "enabled, created_at, from_position) VALUES (%s, %s, %s, %s, 1, %s, %s)"),
+                "enabled, created_at, from_position, circuit_state, consecutive_failures, "
+                "circuit_openings, max_per_second) "
+                "VALUES (%s, %s, %s, %s, 1, %s, %s, 'closed', 0, 0, %s)"),
                 (endpoint_id, url, json.dumps(sorted(set(event_types))), description, now,
-                 seals[-1].position))
+                 seals[-1].position, max_per_second))
             cursor.execute(self._sql(
                 f"INSERT INTO {d.secrets_table} (endpoint_id, secret, fingerprint, created_at) "
                 "VALUES (%s, %s, %s, %s)"), (endpoint_id, secret, fingerprint(secret), now))
@@ -100,7 +113,36 @@ class Webhooks:
                             recorded_by=recorded_by, side_write=store)
         log.info("webhook_endpoint_created", endpoint_id=endpoint_id, url=url,
                  event_types=event_types)
+        if since_position is not None:
+            self.backfill(endpoint_id, since_position)
         return self.get(endpoint_id), secret
+
+    def change(self, endpoint_id: str, max_per_second: int | None, *,
+               recorded_by: RecordedBy) -> Endpoint:
+        """A new rate limit (None: unlimited), recorded in the log."""
+        self.get(endpoint_id)
+        d = self.dialect
+        body = WebhookEndpointChange.model_validate(
+            {"effective_from": date.today().isoformat(), "max_per_second": max_per_second},
+            strict=False)
+
+        def store(cursor: Cursor, seals: list[Seal]) -> None:
+            cursor.execute(self._sql(f"UPDATE {d.endpoints_table} SET max_per_second = %s "
+                                     "WHERE endpoint_id = %s"), (max_per_second, endpoint_id))
+
+        self.appends.append([Append("webhook_endpoint", Role.CHANGE, body, endpoint_id)],
+                            recorded_by=recorded_by, side_write=store)
+        log.info("webhook_endpoint_changed", endpoint_id=endpoint_id,
+                 max_per_second=max_per_second)
+        return self.get(endpoint_id)
+
+    def backfill(self, endpoint_id: str, since_position: int) -> int:
+        """Deliver again, in order, what was recorded after `since_position`."""
+        self.get(endpoint_id)
+        count = backfill(self.dialect, endpoint_id, since_position)
+        log.info("webhook_backfill", endpoint_id=endpoint_id, since_position=since_position,
+                 queued=count)
+        return count
 
     def get(self, endpoint_id: str) -> Endpoint:
         if "\x00" in endpoint_id:  # no endpoint has one, and PostgreSQL text cannot hold it
@@ -125,10 +167,13 @@ class Webhooks:
             {"effective_from": date.today().isoformat(), "reason": reason}, strict=False)
 
         def store(cursor: Cursor, seals: list[Seal]) -> None:
+            at = seals[-1].recorded_at
             cursor.execute(self._sql(
                 f"UPDATE {d.endpoints_table} SET enabled = 0, disabled_at = %s, "
                 "disabled_reason = %s WHERE endpoint_id = %s"),
-                (d.to_db_time(seals[-1].recorded_at), reason, endpoint_id))
+                (d.to_db_time(at), reason, endpoint_id))
+            announce(d, cursor, ENDPOINT_DISABLED, endpoint_id,
+                     endpoint_disabled(d, cursor, endpoint_id, reason, at), at)
 
         self.appends.append([Append("webhook_endpoint", Role.END, body, endpoint_id)],
                             recorded_by=recorded_by, side_write=store)
@@ -166,8 +211,10 @@ class Webhooks:
         return Endpoint(row["endpoint_id"], row["url"], json.loads(row["event_types"]),
                         row["description"], bool(row["enabled"]),
                         d.from_db_time(row["created_at"]),
-                        d.from_db_time(row["disabled_at"]) if row["disabled_at"] else None,
-                        row["disabled_reason"])
+                        _time_or_none(d, row["disabled_at"]), row["disabled_reason"],
+                        row["circuit_state"], int(row["consecutive_failures"]),
+                        _time_or_none(d, row["open_until"]), int(row["circuit_openings"]),
+                        row["max_per_second"])
 
     def _select(self, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
         with self._tx(commit=False) as cursor:
@@ -198,7 +245,7 @@ class Webhooks:
             result.append({
                 "message_id": row["message_id"], "status": row["status"],
                 "attempts": row["attempts"], "ordering_key": row["ordering_key"],
-                "next_attempt_at": _time_or_none(d, row["next_attempt_at"]),
+                "next_attempt_at": _text_or_none(d, row["next_attempt_at"]),
                 "last_status_code": row["last_status_code"], "last_error": row["last_error"],
                 "history": [{"attempt": a["attempt"], "at": format_time(d.from_db_time(a["at"])),
                              "status_code": a["status_code"], "latency_ms": a["latency_ms"],
@@ -234,5 +281,9 @@ class Webhooks:
         return {r["status"]: int(r["n"]) for r in rows}, age
 
 
-def _time_or_none(d: Dialect, value: Any) -> str | None:
+def _time_or_none(d: Dialect, value: Any) -> datetime | None:
+    return d.from_db_time(value) if value else None
+
+
+def _text_or_none(d: Dialect, value: Any) -> str | None:
     return format_time(d.from_db_time(value)) if value else None

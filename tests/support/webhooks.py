@@ -3,6 +3,8 @@ is a ThreadingHTTPServer on 127.0.0.1 that verifies every delivery with `standar
 answers from a script and can be down (its port bound but not listening)."""
 
 import json
+import signal
+import subprocess
 import threading
 import time
 from collections import Counter, defaultdict, deque
@@ -329,3 +331,22 @@ def assert_fifo_per_firm(arrivals: list[Arrival], deliveries: list[dict[str, Any
         assert earlier <= acknowledged, (arrival.webhook_id, sorted(earlier - acknowledged))
         if arrival.acknowledged:
             acknowledged.add(arrival.webhook_id)
+
+
+def kill_9_once(child: "subprocess.Popen[bytes]", ready: Callable[[], bool], what: str,
+                timeout: float = 60.0) -> None:
+    """Wait until `ready()`, then SIGKILL the child process (which must not exit first)."""
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert child.poll() is None, child.stderr.read() if child.stderr else ""
+            assert time.monotonic() < deadline, what
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)
+        if child.stderr:
+            child.stderr.close()

@@ -14,12 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.app import create_app
-from infra.bootstrap import Container, bootstrap
-from infra.keys import KeyRing, Role
-from infra.settings import Settings
 from tests.infra.webhooks.receivers import SocketReceiver, socket_receiver
 from tests.support.webhooks import (
     POSTURE,
@@ -42,22 +37,8 @@ FIRMS = 8
 
 
 @pytest.fixture
-def container(settings: Settings) -> Iterator[Container]:
-    built = bootstrap(settings.model_copy(update={
-        "webhook_allow_local": True, "webhook_timeout": TARPIT_TIMEOUT,
-        "webhook_backoff_scale": 0.001}))
-    try:
-        yield built
-    finally:
-        built.close()
-
-
-@pytest.fixture
-def live(container: Container) -> Iterator[Api]:
-    ring = KeyRing(container.store)
-    keys = {role: {"Authorization": f"Bearer {ring.create(role)[1]}"} for role in Role}
-    with TestClient(create_app(container=container)) as client:
-        yield Api(client, keys)
+def hook_update() -> dict[str, Any]:
+    return {"webhook_timeout": TARPIT_TIMEOUT}
 
 
 @pytest.fixture
