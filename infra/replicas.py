@@ -6,7 +6,8 @@ A read of the read models is an answer at one position (infra.posture's Moment: 
 The findings are bitemporal by position, so any database whose projection has reached that
 position gives the same rows: a standby whose replayed tracking row is at or past it serves
 the read, one that lags does not. The tracking position only grows, so the last one seen is
-a safe lower bound for a second; a standby that fails is left alone for a few seconds.
+a safe lower bound for a second. A standby that fails, before or during a read, is left
+alone for a few seconds, and the read runs on the primary.
 """
 
 import threading
@@ -15,12 +16,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import structlog
 
 from domain.evaluator import Finding, ProcessingPiece
+from infra.deadlines import database_calls
 from infra.dialect import Dialect
 from infra.findings_store import FindingsStore
 from infra.postgres.standby import replay_of
@@ -31,7 +33,10 @@ log = structlog.get_logger("chipledger.replicas")
 
 FRESH_SECONDS = 1.0  # how long a standby's position, once read, is trusted as a lower bound
 DOWN_SECONDS = 5.0  # how long a standby that failed is not asked again
+LAG_SECONDS = 0.5  # how long each of /readyz's questions to a standby may take
 PRIMARY = "primary"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -69,20 +74,28 @@ class Standby:
         try:
             self.known = self.source.findings.tracking(PROJECTION_NAME)
         except Exception as error:  # any failure: the primary answers meanwhile
-            log.warning("replica_unavailable", replica=self.source.name,
-                        error=type(error).__name__)
-            self.down_until = now + DOWN_SECONDS
+            self.failed(error)
             return False
         self.known_at = now
         return self.known >= position
 
+    def failed(self, error: Exception) -> None:
+        log.warning("replica_unavailable", replica=self.source.name,
+                    error=type(error).__name__)
+        self.down_until, self.known_at = time.monotonic() + DOWN_SECONDS, 0.0
+
     def lag(self, head: int, projected: int) -> dict[str, Any]:
-        """How far behind the primary (its head and projected position) this standby is."""
+        """How far behind the primary (its head and projected position) this standby is;
+        quickly `unavailable` when it does not answer (readiness must not wait on it)."""
+        if time.monotonic() < self.down_until:
+            return {"name": self.source.name, "status": "unavailable"}
         try:
-            replica_head = self.source.store.head()
-            replica_projected = self.source.findings.tracking(PROJECTION_NAME)
-            replay = replay_of(self.replica.dialect)
+            with database_calls(LAG_SECONDS):
+                replica_head = self.source.store.head()
+                replica_projected = self.source.findings.tracking(PROJECTION_NAME)
+                replay = replay_of(self.replica.dialect)
         except Exception as error:
+            self.failed(error)
             return {"name": self.source.name, "status": "unavailable",
                     "error": type(error).__name__}
         position = replica_head.position if replica_head else 0
@@ -103,17 +116,34 @@ class ReplicaSet:
         self.turn = 0
         self.lock = threading.Lock()
 
-    def source(self, position: int) -> ReadSource:
-        """A standby that has replayed the read models to `position`, else the primary."""
+    def standby_for(self, position: int) -> Standby | None:
+        """A standby that has replayed the read models to `position`, if one has."""
         count = len(self.standbys)
         with self.lock:
             start, self.turn = self.turn, self.turn + 1  # round robin over the standbys
-        chosen = next((standby.source for i in range(count)
-                       if (standby := self.standbys[(start + i) % count]).covers(position)),
-                      self.primary)
+        return next((standby for i in range(count)
+                     if (standby := self.standbys[(start + i) % count]).covers(position)),
+                    None)
+
+    def run(self, position: int, read: Callable[[ReadSource], T]) -> T:
+        """`read` at `position` on a standby that covers it, else on the primary; on the
+        primary again when the standby fails under it (it is then left alone a while)."""
+        standby = self.standby_for(position)
+        if standby is not None:
+            try:
+                answer = read(standby.source)
+            except Exception as error:
+                standby.failed(error)
+            else:
+                self._count(standby.source.name)
+                return answer
+        answer = read(self.primary)
+        self._count(PRIMARY)
+        return answer
+
+    def _count(self, name: str) -> None:
         with self.lock:
-            self.served[chosen.name] += 1
-        return chosen
+            self.served[name] += 1
 
     def lags(self, head: int, projected: int) -> list[dict[str, Any]]:
         return [standby.lag(head, projected) for standby in self.standbys]
@@ -141,14 +171,15 @@ class RoutedLog:
         return self.primary.entries(after=after, limit=limit)
 
     def entries_for(self, originator_id: UUID, *, upto: int | None = None) -> list[LogEntry]:
-        store = self.primary if upto is None else self.reads.source(upto).store
-        return store.entries_for(originator_id, upto=upto)
+        if upto is None:
+            return self.primary.entries_for(originator_id)
+        return self.reads.run(upto, lambda s: s.store.entries_for(originator_id, upto=upto))
 
     def entries_of_topics(self, topics: list[str], *, upto: int) -> list[LogEntry]:
-        return self.reads.source(upto).store.entries_of_topics(topics, upto=upto)
+        return self.reads.run(upto, lambda s: s.store.entries_of_topics(topics, upto=upto))
 
     def entries_recorded_at(self, moment: datetime, *, upto: int) -> list[LogEntry]:
-        return self.reads.source(upto).store.entries_recorded_at(moment, upto=upto)
+        return self.reads.run(upto, lambda s: s.store.entries_recorded_at(moment, upto=upto))
 
 
 class RoutedFindings:
@@ -164,12 +195,12 @@ class RoutedFindings:
 
     def findings(self, *, position: int, firm_id: str | None = None,
                  day: date | None = None) -> list[Finding]:
-        return self.reads.source(position).findings.findings(position=position,
-                                                             firm_id=firm_id, day=day)
+        return self.reads.run(position, lambda s: s.findings.findings(
+            position=position, firm_id=firm_id, day=day))
 
     def pieces(self, *, position: int, firm_id: str, day: date) -> list[ProcessingPiece]:
-        return self.reads.source(position).findings.pieces(position=position,
-                                                           firm_id=firm_id, day=day)
+        return self.reads.run(position, lambda s: s.findings.pieces(
+            position=position, firm_id=firm_id, day=day))
 
     def changes_between(self, firm_id: str, after: int, upto: int) -> list[int]:
-        return self.reads.source(upto).findings.changes_between(firm_id, after, upto)
+        return self.reads.run(upto, lambda s: s.findings.changes_between(firm_id, after, upto))

@@ -3,7 +3,9 @@ and by the primary when it has not; the standby's lag in /readyz and /metrics.""
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,6 +18,7 @@ from infra.settings import Settings
 from tests.support.data import record_world
 from tests.support.databases import database_for
 from tests.support.replica import replay_paused, replica_url
+from tests.support.tcp_proxy import TcpProxy
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -28,7 +31,24 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
 @pytest.fixture
 def replicated(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
     """The app on a fresh primary schema, with the standby as its read replica."""
-    standby = replica_url()
+    with _app(tmp_path, replica_url()) as app:
+        yield app
+
+
+@pytest.fixture
+def proxied() -> Iterator[TcpProxy]:
+    """A forwarder to the standby, which a test can cut."""
+    url = urlsplit(replica_url())
+    proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 5432)
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+@contextmanager
+def _app(tmp_path: Path, standby: str) -> Iterator[tuple[TestClient, dict[str, str]]]:
     with database_for("postgres", tmp_path) as primary:
         settings = Settings(database_url=primary, read_database_urls=standby,
                             log_format="console", poll_interval=0.05,
@@ -107,6 +127,34 @@ def test_a_lagging_replica_serves_only_the_reads_it_covers(replicated):
     replica = client.get("/readyz").json()["replicas"][0]
     assert replica["status"] == "streaming"
     assert replica["lag_events"] == 0
+
+
+def test_a_standby_that_dies_under_reads_hands_them_to_the_primary(tmp_path, proxied):
+    name = f"127.0.0.1:{proxied.port}"
+    with _app(tmp_path, f"postgresql://postgres@{name}/test") as (client, admin):
+        # Step 1: the standby, reached through the forwarder, serves the reads of now.
+        record_world(client, admin)
+        head = client.get("/v1/events", headers=admin, params={"limit": 1000}).json()
+        _wait_until(_replayed(client, head["events"][-1]["position"]))
+        before = _posture(client, admin)
+        assert _served(client)[name] > 0
+        # Step 2: the standby's connections are cut while it is still trusted to cover
+        # them: the reads still answer, from the primary, the same.
+        proxied.kill()
+        served = _served(client)
+        after = _posture(client, admin)
+        assert after == {**before, "known_at": after["known_at"]}
+        assert _served(client)["primary"] > served.get("primary", 0)
+        assert _served(client)[name] == served[name]
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["replicas"][0]["status"] == "unavailable"
+        metrics = client.get("/metrics", headers=admin).text
+        assert f'chipledger_replica_up{{replica="{name}"}} 0.0' in metrics
+        # Step 3: back, it serves reads again once its few seconds off are over.
+        proxied.start()
+        _wait_until(lambda: _posture(client, admin) is not None
+                    and _served(client)[name] > served[name], timeout=15)
 
 
 def test_replicas_are_postgresql_standbys_of_a_postgresql_primary():
