@@ -9,7 +9,17 @@ from fastapi import FastAPI
 
 from api import errors, workbench
 from api.middleware import Observe
-from api.routes import appends, events, firms, integrity, ops, records, replays, webhooks
+from api.routes import (
+    appends,
+    events,
+    firms,
+    integrity,
+    ops,
+    records,
+    replays,
+    reviews,
+    webhooks,
+)
 from api.version import chipledger_version
 from infra.bootstrap import Container, bootstrap
 from infra.checkpoints import Checkpointer, signing_key_for
@@ -26,7 +36,7 @@ from infra.workers import Workers
 log = structlog.get_logger("chipledger.api")
 # In the order they are matched (no two of their paths overlap).
 ROUTERS = (appends.router, events.router, replays.router, firms.router, records.router,
-           integrity.router, ops.router)
+           reviews.router, integrity.router, ops.router)
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None, *,

@@ -1,12 +1,13 @@
-"""The compliance workbench under /ui/: server-rendered pages on the API's own use cases,
-and the review capability (POST /v1/reviews, GET /v1/firms/{id}/reviews)."""
+"""The compliance workbench under /ui/: server-rendered pages on the API's own use cases."""
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from api.workbench import audit, firm, records, reviews_api, signin, worklist
-from api.workbench.web import HERE, SignInRequiredError, see_other
+from api.problems import Problem
+from api.workbench import audit, firm, records, signin, worklist
+from api.workbench.web import HERE, SignInRequiredError, page, see_other
+from domain.errors import RecordNotFoundError
 from infra.bootstrap import Container
 from infra.reviews import ReviewService
 from infra.settings import AuthMode
@@ -14,7 +15,8 @@ from infra.ui_sessions import UiSessions
 
 
 def install(app: FastAPI) -> None:
-    reviews_api.install(app)
+    """Install after api.problems: the workbench's problem handlers answer /ui/ pages in HTML
+    and hand every other path the API's own problem+json."""
     for module in (signin, worklist, firm, records, audit):
         app.include_router(module.router)
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui_static")
@@ -22,6 +24,20 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(SignInRequiredError)
     async def _sign_in(_: Request, __: SignInRequiredError) -> Response:
         return see_other("/ui/login")
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, problem: Problem) -> Response:
+        """On a workbench page, a problem is a page too; elsewhere the API's problem+json."""
+        if not request.url.path.startswith("/ui/"):
+            return problem.response()
+        shown = page("error.html", None, problem.status, title=problem.title,
+                     detail=problem.detail, errors=problem.errors, code=problem.status)
+        shown.headers.update(problem.headers)
+        return shown
+
+    @app.exception_handler(RecordNotFoundError)
+    async def _not_found(request: Request, error: RecordNotFoundError) -> Response:
+        return await _problem(request, Problem(404, "Not found", str(error)))
 
 
 def wire(app: FastAPI, container: Container) -> None:

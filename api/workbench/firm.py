@@ -139,5 +139,7 @@ async def review_finding(request: Request, firm_id: str, session: SignedIn) -> R
     answer = await run_in_threadpool(reviews.record, decision,
                                      recorded_by=session.principal.recorded_by)
     await reach(reviews.posture, answer.body["position"])  # the page then shows the review
+    row = form.get("row", "")
     return see_other(url(f"/ui/firms/{firm_id}", as_of=form.get("as_of"),
-                         known_at=form.get("known_at")) + f"#finding-{form.get('row', '')}")
+                         known_at=form.get("known_at")) + (f"#finding-{row}" if row.isdigit()
+                                                           else ""))

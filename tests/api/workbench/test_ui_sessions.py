@@ -189,3 +189,19 @@ class TestPages:
         assert lines[0].startswith("subject_type,subject_id,regulation_id")
         assert len(lines) == 1 + len(answer["findings"])
         assert all(f["subject_id"] in response.text for f in answer["findings"])
+
+
+def test_a_workbench_problem_is_a_page_and_an_api_problem_stays_json(signed_in, client,
+                                                                      as_role):
+    page = signed_in("reader")
+    shown = page.get("/ui/firms/nobody")
+    assert shown.status_code == 404
+    assert shown.headers["content-type"].startswith("text/html")
+    assert "data-problem=\"404\"" in shown.text
+    assert shown.headers["content-security-policy"].startswith("default-src 'self'")
+    assert page.get("/ui/audit").headers["content-type"].startswith("text/html")
+    api = client.get("/v1/firms/nobody", headers=as_role("reader"))
+    assert api.status_code == 404
+    assert api.headers["content-type"].startswith("application/problem+json")
+    refused = client.post("/v1/reviews", json={}, headers=as_role("reader"))
+    assert refused.headers["content-type"].startswith("application/problem+json")

@@ -1,22 +1,23 @@
-"""POST /v1/reviews and GET /v1/firms/{id}/reviews: finding reviews over HTTP."""
+"""POST /v1/reviews and GET /v1/firms/{id}/reviews: finding reviews over HTTP (the workbench's
+review form records through the same service)."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.appends import parse_body, read_body
-from api.auth import Reader, require
-from api.deps import MinPosition, reach, resolve_times
+from api.bodies import parse_body, read_body
+from api.deps import MinPosition, Reader, reach, require, resolve_times
 from api.problems import Problem
 from domain.bodies import ReviewDecision
 from domain.ids import is_record_id
+from domain.times import format_time
 from infra.keys import Permission, Principal
 from infra.reviews import Review, ReviewService
-from infra.seal import format_time
 
 Reviewer = Annotated[Principal, Depends(require(Permission.REVIEW))]
+router = APIRouter(prefix="/v1", tags=["reviews"])
 
 
 def review_json(r: Review) -> dict[str, Any]:
@@ -33,6 +34,7 @@ def reviews(request: Request) -> ReviewService:
     return service
 
 
+@router.post("/reviews", name="create_review", status_code=201)
 async def create_review(request: Request, principal: Reviewer) -> JSONResponse:
     """Record a reviewer's decision on a finding, as a FindingReviewed event."""
     decision = parse_body(ReviewDecision, await read_body(request))
@@ -41,6 +43,7 @@ async def create_review(request: Request, principal: Reviewer) -> JSONResponse:
     return JSONResponse(answer.body, status_code=answer.status)
 
 
+@router.get("/firms/{firm_id}/reviews", name="read_firm_reviews")
 async def list_reviews(request: Request, firm_id: str, _: Reader,
                        min_position: MinPosition = None) -> dict[str, Any]:
     """The firm's reviews, each `stale` once a later event changed its finding."""
@@ -55,11 +58,3 @@ async def list_reviews(request: Request, firm_id: str, _: Reader,
     return {"firm_id": firm_id, "position": moment.position,
             "reviews": [review_json(r) for r in found]}
 
-
-def install(app: FastAPI) -> None:
-    router = APIRouter(prefix="/v1", tags=["reviews"])
-    router.add_api_route("/reviews", create_review, methods=["POST"], name="create_review",
-                         status_code=201)
-    router.add_api_route("/firms/{firm_id}/reviews", list_reviews, methods=["GET"],
-                         name="read_firm_reviews")
-    app.include_router(router)
