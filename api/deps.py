@@ -17,6 +17,9 @@ from infra.bootstrap import Container
 from infra.checkpoints import Checkpointer, CheckpointStore, SigningKey
 from infra.group_commit import GroupCommitter
 from infra.keys import KeyRing, Permission, Principal, Role
+from infra.merkle.certify import Certifier
+from infra.merkle.proving import Prover
+from infra.merkle.publish import TreePublisher
 from infra.replay import ReplayService
 from infra.seal import RecordedBy
 from infra.settings import AuthMode
@@ -80,6 +83,7 @@ Reader = Annotated[Principal, Depends(require(Permission.READ))]
 Writer = Annotated[Principal, Depends(require(Permission.WRITE))]
 Auditor = Annotated[Principal, Depends(require(Permission.AUDIT))]
 Admin = Annotated[Principal, Depends(require(Permission.ADMIN))]
+Witness = Annotated[Principal, Depends(require(Permission.COSIGN))]  # a witness, or admin
 
 
 # The moment a read asks about --------------------------------------------------------------
@@ -110,6 +114,9 @@ Committer = Annotated[GroupCommitter, _state("committer")]
 Signer = Annotated[Checkpointer, _state("checkpointer")]
 Key = Annotated[SigningKey, _state("signing_key")]
 Hooks = Annotated[Webhooks, _state("webhooks")]
+Publisher = Annotated[TreePublisher, _state("publisher")]  # the Merkle tree's checkpoints
+Prove = Annotated[Prover, _state("prover")]
+Certify = Annotated[Certifier, _state("certifier")]
 
 
 async def log(request: Request) -> LogStore:

@@ -11,9 +11,19 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.problems import Problem, _entry, field_errors, invalid, unavailable
-from domain.errors import Conflict, Invalid, LedgerError, NotFound, Precondition, Unavailable
+from domain.errors import (
+    Conflict,
+    FieldProblem,
+    Invalid,
+    LedgerError,
+    NotFound,
+    Precondition,
+    Unavailable,
+)
 from infra.checkpoints import CheckpointRefusedError
 from infra.deadlines import database_errors, is_unavailable
+from infra.merkle.proofs import ProofRequestError
+from infra.merkle.publish import TreeRefusedError
 
 log = structlog.get_logger("chipledger.api")
 
@@ -42,6 +52,16 @@ def _checkpoint_refused(_: Request, exc: CheckpointRefusedError) -> Problem:
                    "(see /readyz)", slug="checkpoint-refused")
 
 
+def _tree_refused(_: Request, exc: TreeRefusedError) -> Problem:
+    return Problem(409, "Tree does not extend the latest signed checkpoint",
+                   f"{exc.reason}; nothing was signed, and an integrity alarm is raised "
+                   "(see /readyz)", slug="checkpoint-refused")
+
+
+def _bad_proof_request(_: Request, exc: ProofRequestError) -> Problem:
+    return invalid(field_errors([FieldProblem((exc.field,), str(exc))], ("query",)))
+
+
 def _database(request: Request, exc: Exception) -> Problem:
     if not is_unavailable(exc):
         raise exc  # a refusal or a bug: the server error it always was
@@ -68,6 +88,8 @@ PROBLEMS: dict[type[Exception], ToProblem] = {
     Invalid: _invalid,
     Unavailable: _kind(503, "Unavailable"),
     CheckpointRefusedError: _checkpoint_refused,
+    TreeRefusedError: _tree_refused,
+    ProofRequestError: _bad_proof_request,
     RequestValidationError: _request_validation,
     StarletteHTTPException: _http,
     **dict.fromkeys(database_errors(), _database),

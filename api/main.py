@@ -15,6 +15,7 @@ from api.routes import (
     firms,
     integrity,
     ops,
+    proofs,
     records,
     replays,
     reviews,
@@ -25,6 +26,9 @@ from infra.bootstrap import Container, bootstrap
 from infra.checkpoints import Checkpointer, signing_key_for
 from infra.group_commit import GroupCommitter
 from infra.keys import KeyRing
+from infra.merkle.certify import Certifier
+from infra.merkle.proving import Prover
+from infra.merkle.publish import TreePublisher
 from infra.metrics import Metrics
 from infra.posture import posture_service
 from infra.replay import ReplayService
@@ -36,7 +40,7 @@ from infra.workers import Workers
 log = structlog.get_logger("chipledger.api")
 # In the order they are matched (no two of their paths overlap).
 ROUTERS = (appends.router, events.router, replays.router, firms.router, records.router,
-           reviews.router, integrity.router, ops.router)
+           reviews.router, integrity.router, proofs.router, ops.router)
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None, *,
@@ -104,4 +108,7 @@ def wire(app: FastAPI, container: Container) -> None:
     app.state.signing_key = signing_key_for(container)
     app.state.checkpointer = Checkpointer(container, app.state.signing_key)
     app.state.webhooks = Webhooks(container)
+    app.state.publisher = TreePublisher(container, app.state.signing_key)
+    app.state.prover = Prover(app.state.publisher.tree)  # one tile cache
+    app.state.certifier = Certifier(container, app.state.publisher, app.state.prover)
     workbench.wire(app, container)

@@ -8,7 +8,8 @@
   python -m bench explain --database-url URL   # plans of the point-in-time reads
   python -m bench ingest  --events 200000 --database-url URL-OF-AN-EMPTY-SCHEMA  # vs COPY
   python -m bench appends --clients 64 --seconds 10 --database-url URL  # [--processes N]
-  python -m bench merkle  --events 200000   # Merkle tree integration vs hashing alone
+  python -m bench merkle  --events 200000 [--database-url URL]  # Merkle tree integration vs
+                        # hashing alone; with URL, catching up that ledger and proof latency
   python -m bench webhooks --events 20000 --rate 500 --seconds 10  # [--database-url EMPTY]
 
 Each measurement that matters for memory runs in a child process, so its peak resident set
@@ -185,7 +186,9 @@ def main() -> None:
      "verify": lambda: _lazy("bench.verify").main(args.database_url),
      "posture": lambda: _lazy("bench.posture").main(args.database_url, args.queries),
      "explain": lambda: _lazy("bench.explain").main(args.database_url),
-     "merkle": lambda: _lazy("bench.merkle").main(args.events),
+     "merkle": lambda: _lazy("bench.merkle").main(
+         args.events, url=None if args.database_url == parser.get_default("database_url")
+         else args.database_url, queries=args.queries),
      "webhooks": lambda: _lazy("bench.webhooks").main(
          None if args.database_url == "sqlite:///bench.db" else args.database_url,
          args.events, args.rate, args.seconds),

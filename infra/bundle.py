@@ -6,6 +6,7 @@ have re-signed it with a key of their own, so a signature checked by that embedd
 only that the file is self-consistent. Trust comes from a key given by the auditor, or from
 the auditor's explicit choice to trust the embedded one (`trust_embedded`)."""
 
+import base64
 import json
 from collections.abc import Generator, Iterator
 from contextlib import closing
@@ -17,13 +18,18 @@ from uuid import UUID
 from domain.aggregates import TOPIC_TO_TYPE
 from domain.kinds import KIND_BY_EVENT_TYPE
 from infra.checkpoints import Checkpoint, Extension, signature_holds, verify_extends
+from infra.merkle.certificate import tree_problem
+from infra.merkle.leaves import entry_leaf_hash
 from infra.seal import ALGORITHM, RecordedBy, parse_time
-from infra.service import export_line
+from infra.service import export_json
 from infra.store import LogEntry
 from infra.verify import Verification, verify_chain
 
-EXPORT_FORMAT = "chipledger-export-v2"  # v2: each event line says who recorded it
-HEADER_FIELDS = {"format", "algorithm", "head_position", "head_hash", "checkpoint"}
+# v2: each event line says who recorded it; v3: and its leaf_hash, the header the signed
+# checkpoint note of the Merkle tree over the exported events (`tree_checkpoint`)
+EXPORT_FORMAT = "chipledger-export-v3"
+HEADER_FIELDS = {"format", "algorithm", "head_position", "head_hash", "checkpoint",
+                 "tree_checkpoint"}
 
 
 def canonical_json(value: object) -> str:
@@ -108,7 +114,10 @@ def read_entries(path: Path) -> Iterator[LogEntry]:
                     recorded_by=RecordedBy.from_json(item["recorded_by"]),
                 )
                 _check_shown_fields(item, entry)
-                if export_line(entry) != line.rstrip("\n"):
+                # its stated leaf_hash is checked after the chain (_tree_problems), which
+                # names an edited state first
+                if canonical_json(export_json(entry) | {"leaf_hash": item.get("leaf_hash")}) \
+                        != line.rstrip("\n"):
                     raise ValueError("it is not as chipledger writes this event")
             except (ValueError, KeyError, TypeError) as error:
                 raise BundleError(f"line {number} is not an exported event: {error}") from None
@@ -163,6 +172,7 @@ def verify_bundle(path: Path, *, trusted_public: bytes | None = None,
                             "its head")
     elif trusted_public is not None:
         problems.append("the bundle carries no signed checkpoint to check the key against")
+    problems += _tree_problems(path, header, checkpoint, trusted_public)
     extension = None
     if against is not None:
         extension = verify_extends(read_entries(path), against, trusted_public)
@@ -173,3 +183,35 @@ def verify_bundle(path: Path, *, trusted_public: bytes | None = None,
                             f"bundle's by key {checkpoint.key_id}")
     return BundleVerification(not problems, count, chain, checkpoint_ok, extension, problems,
                               checkpoint, trusted_public is not None or trust_embedded)
+
+
+def _tree_problems(path: Path, header: dict[str, Any], checkpoint: Checkpoint | None,
+                   trusted_public: bytes | None) -> list[str]:
+    """Every event's leaf_hash must be the hash of its leaf bytes, and the tree of the
+    exported events must have the root of the header's tree checkpoint, signed by the key
+    that signs the chain's checkpoints."""
+    problems: list[str] = []
+    leaves = _checked_leaves(path, problems)
+    note = header.get("tree_checkpoint")
+    public = trusted_public or (base64.b64decode(checkpoint.public_key) if checkpoint else None)
+    if note is not None and (not isinstance(note, str) or public is None):
+        problems.append("the bundle's tree checkpoint cannot be checked without the log's key")
+    elif note is not None and public is not None:
+        found = tree_problem(note, public, leaves)
+        problems += [found] if found else []
+    for _ in leaves:  # the rest of the file's leaf hashes, checked
+        pass
+    return problems
+
+
+def _checked_leaves(path: Path, problems: list[str]) -> Iterator[bytes]:
+    """The leaf hashes of the exported events, recomputed; the first whose line states
+    another leaf_hash is named in `problems`."""
+    stated = (json.loads(line).get("leaf_hash") for number, line in _lines(path)
+              if number > 1 and line.strip())
+    for entry, claimed in zip(read_entries(path), stated, strict=True):
+        leaf = entry_leaf_hash(entry)
+        if claimed != leaf.hex() and not problems:
+            problems.append(f"position {entry.position}: its leaf_hash is not the hash of its "
+                            "leaf bytes")
+        yield leaf

@@ -27,6 +27,7 @@ class Role(StrEnum):
     WRITER = "writer"
     AUDITOR = "auditor"
     ADMIN = "admin"
+    WITNESS = "witness"  # an outside witness: reads, and cosigns the tree's checkpoints
 
 
 class Permission(StrEnum):
@@ -34,6 +35,7 @@ class Permission(StrEnum):
     WRITE = "write"
     AUDIT = "audit"
     ADMIN = "admin"
+    COSIGN = "cosign"
     REVIEW = "review"  # record a decision on a finding (never a verdict)
 
 
@@ -42,6 +44,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     Role.WRITER: frozenset({Permission.READ, Permission.WRITE, Permission.REVIEW}),
     Role.AUDITOR: frozenset({Permission.READ, Permission.AUDIT, Permission.REVIEW}),
     Role.ADMIN: frozenset(Permission),
+    Role.WITNESS: frozenset({Permission.READ, Permission.COSIGN}),
 }
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 # The neutral column types; each backend maps them to its own (see its dialect's TYPES).
-ColumnType = Literal["text", "integer", "bigint", "date", "timestamp", "uuid", "json"]
+ColumnType = Literal["text", "integer", "bigint", "date", "timestamp", "uuid", "json", "bytes"]
 Backend = Literal["postgres", "sqlite"]
 
 
@@ -194,11 +194,39 @@ UI_SESSIONS = Table(
      _c("role", "text"), _c("csrf_token", "text"), _c("last_seen", "timestamp")),
     key=("token_hash",),
 )
+# The Merkle tree over the log (infra.merkle.tree_store): full C2SP tiles, the edge past them
+# (one row, rewritten by each batch), the signed checkpoint notes and witnesses' cosignatures.
+MERKLE_TILES = Table(
+    "chipledger_merkle_tiles",
+    (_c("level", "integer"), _c("idx", "bigint"), _c("hashes", "bytes")),
+    key=("level", "idx"),
+    append_only=True,
+)
+MERKLE_STATE = Table(
+    "chipledger_merkle_state",
+    (_c("singleton", "integer", check="singleton = 1"), _c("size", "bigint"),
+     _c("chain_hash", "text"), _c("edge", "bytes")),
+    key=("singleton",),
+)
+MERKLE_CHECKPOINTS = Table(
+    "chipledger_merkle_checkpoints",
+    (_c("size", "bigint"), _c("root", "bytes"), _c("note", "text"), _c("signed_at", "text")),
+    key=("size",),
+    append_only=True,
+)
+MERKLE_COSIGNATURES = Table(
+    "chipledger_merkle_cosignatures",
+    (_c("size", "bigint"), _c("name", "text"), _c("key_id", "text"), _c("line", "text"),
+     _c("added_at", "text")),
+    key=("size", "name", "key_id"),
+    append_only=True,
+)
 
 # In creation order. A new table goes here, and its name into TableNames below.
 TABLES: tuple[Table, ...] = (SEALS, IDEMPOTENCY, API_KEYS, FINDINGS, RESIDENCY, TRACKING,
                              CHECKPOINTS, OUTBOX, ENDPOINTS, SECRETS, DELIVERIES, ATTEMPTS,
-                             ALARMS, SIGNING_KEY, UI_SESSIONS)
+                             ALARMS, SIGNING_KEY, UI_SESSIONS, MERKLE_TILES, MERKLE_STATE,
+                             MERKLE_CHECKPOINTS, MERKLE_COSIGNATURES)
 
 
 class TableNames(Protocol):
@@ -220,6 +248,10 @@ class TableNames(Protocol):
     alarms_table: str = ALARMS.name
     signing_key_table: str = SIGNING_KEY.name
     ui_sessions_table: str = UI_SESSIONS.name
+    merkle_tiles_table: str = MERKLE_TILES.name
+    merkle_state_table: str = MERKLE_STATE.name
+    merkle_checkpoints_table: str = MERKLE_CHECKPOINTS.name
+    merkle_cosignatures_table: str = MERKLE_COSIGNATURES.name
 
     def name_tables(self, qualify: "Qualify") -> None:
         for attribute in TableNames.__annotations__:

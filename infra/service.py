@@ -209,6 +209,11 @@ def verify_log(store: LogStore) -> Verification:
 
 def export_line(entry: LogEntry) -> str:
     """One line of an export: the event as shown, plus what offline verification needs."""
+    return json.dumps(export_json(entry), separators=(",", ":"), sort_keys=True,
+                      ensure_ascii=False)
+
+
+def export_json(entry: LogEntry) -> dict[str, Any]:
     line = entry_json(entry)
     line |= {
         "originator_id": str(entry.originator_id),
@@ -217,4 +222,6 @@ def export_line(entry: LogEntry) -> str:
         "state": entry.state.decode(),
         "prev_hash": entry.prev_hash,
     }
-    return json.dumps(line, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return line
+
+

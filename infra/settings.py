@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     signing_key_file: str | None = None
     checkpoint_every_events: int = Field(default=1000, ge=1)
     checkpoint_every_seconds: float = Field(default=300, gt=0)
+    # The Merkle tree's C2SP checkpoints (docs/merkle.md): the log's name, first line of each
+    # note and its key's name; the witnesses' note verifier keys (comma-separated), and how
+    # many of them must cosign a checkpoint for it to count as published.
+    log_origin: str = "localhost/chipledger"
+    witness_keys: str = ""
+    witness_quorum: int = Field(default=0, ge=0)
     ui_session_idle_minutes: float = Field(default=30, gt=0, le=24 * 60)  # workbench sign-in
 
     @field_validator("database_url")
@@ -76,6 +82,34 @@ class Settings(BaseSettings):
         return [url if schema is None or "schema" in _query(url)
                 else f"{url}{'&' if '?' in url else '?'}schema={schema}"
                 for url in _split_urls(self.read_database_urls)]
+
+    @field_validator("log_origin")
+    @classmethod
+    def _origin_is_a_key_name(cls, origin: str) -> str:
+        if not origin or "+" in origin or any(c.isspace() or not c.isprintable()
+                                              for c in origin):
+            raise ValueError("a log origin is one word without '+', e.g. "
+                             "ledger.example.com/chipledger")
+        return origin
+
+    @model_validator(mode="after")
+    def _quorum_of_known_witnesses(self) -> "Settings":
+        if self.witness_quorum > len(self.witness_key_list()):
+            raise ValueError(f"CHIPLEDGER_WITNESS_QUORUM {self.witness_quorum} is more than the "
+                             f"{len(self.witness_key_list())} CHIPLEDGER_WITNESS_KEYS")
+        return self
+
+    @field_validator("witness_keys")
+    @classmethod
+    def _witness_keys_are_cosignature_keys(cls, keys: str) -> str:
+        from infra.merkle.cosignature import CosignatureVerifier  # the format's one reader
+
+        for key in (k.strip() for k in keys.split(",") if k.strip()):
+            CosignatureVerifier.from_vkey(key)  # a NoteError is a ValueError: refused here
+        return keys
+
+    def witness_key_list(self) -> list[str]:
+        return [key.strip() for key in self.witness_keys.split(",") if key.strip()]
 
     @property
     def backend(self) -> Literal["sqlite", "postgres"]:

@@ -21,6 +21,7 @@ from infra.dialect import Columns as Columns
 from infra.dialect import Cursor as Cursor
 from infra.dialect import Dialect as Dialect
 from infra.dialect import PageReader, StateRow, read_rows
+from infra.merkle.leaves import entry_leaf_hash
 from infra.seal import RecordedBy
 from infra.sealing import OutdatedLedgerError as OutdatedLedgerError
 from infra.sealing import UnattributedEventError as UnattributedEventError
@@ -61,6 +62,12 @@ class LogEntry:
     @property
     def data(self) -> dict[str, Any]:
         return dict(self.payload["data"])
+
+    @property
+    def leaf_hash(self) -> str:
+        """Its leaf's hash in the Merkle tree (RFC 6962: SHA-256(0x00 || the bytes the chain
+        hashes for it)), hex."""
+        return entry_leaf_hash(self).hex()
 
 
 def page_of_log(d: Dialect, columns: str, *, upto: bool) -> str:

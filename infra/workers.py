@@ -1,10 +1,12 @@
 """The background work of a process, wired from the composition root: the projection runner,
-the checkpointer and the webhook dispatcher, each in a thread."""
+the Merkle tree's integrator, the checkpointer and the webhook dispatcher, each in a
+thread."""
 
 import threading
 
 from infra.bootstrap import Container
 from infra.checkpoints import Checkpointer
+from infra.merkle.integrator import Integrator
 from infra.runner import ProjectionRunner
 from infra.webhooks import Dispatcher
 
@@ -19,7 +21,10 @@ class Workers:
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.runner.run, args=(self.stop_event,),
                                        name="projection-runner", daemon=True)
-        self.threads = [self.thread]
+        integrator = Integrator(container, poll_interval=poll_interval)  # the Merkle tree
+        self.threads = [self.thread, threading.Thread(target=integrator.run,
+                                                      args=(self.stop_event,),
+                                                      name="merkle-integrator", daemon=True)]
         if checkpointer is not None:
             self.threads.append(threading.Thread(target=checkpointer.run,
                                                  args=(self.stop_event,),

@@ -94,4 +94,5 @@ def entry_json(entry: SealedEntry) -> dict[str, Any]:
         "version": entry.originator_version,
         "data": entry.data,
         "hash": entry.hash,
+        "leaf_hash": entry.leaf_hash,
     }

@@ -59,6 +59,8 @@ class SealedEntry(Entry, Protocol):
     def originator_version(self) -> int: ...
     @property
     def hash(self) -> str: ...
+    @property
+    def leaf_hash(self) -> str: ...  # hex: its leaf's hash in the log's Merkle tree
 
 
 class LogReader(Protocol):

@@ -2,7 +2,7 @@
 group; importing this package registers them all, in the order `--help` lists them."""
 
 # isort: off
-from api.cli import serve, projections, demo, verify, transfer, keys  # noqa: F401 - registers
+from api.cli import serve, projections, demo, verify, transfer, proofs, keys  # noqa: F401 - registers
 # isort: on
 from api.cli.app import EXIT_FAILED_SUBJECTS, cli, main
 from api.cli.serve import api_process_app

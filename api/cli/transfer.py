@@ -16,6 +16,8 @@ from domain.errors import LedgerError
 from infra.checkpoints import Checkpointer, CheckpointRefusedError
 from infra.gc_pause import gc_paused
 from infra.keys import command_line_user
+from infra.merkle.certify import Certifier
+from infra.merkle.publish import TreeRefusedError
 from infra.service import AppendService
 
 
@@ -29,13 +31,15 @@ def export(
     try:
         try:
             checkpoint = Checkpointer(container, key).checkpoint_now()
-        except CheckpointRefusedError as refused:
+            note = Certifier.of(container, key).export_note(checkpoint.position
+                                                              if checkpoint else 0)
+        except (CheckpointRefusedError, TreeRefusedError) as refused:
             err.print(f"refused: {refused.reason}; nothing signed or exported, and an "
                       "integrity alarm is raised", soft_wrap=True)
             raise typer.Exit(1) from None
         out = file.open("w", encoding="utf-8") if file else sys.stdout
         try:
-            for line in export_lines(container.store, checkpoint):
+            for line in export_lines(container.store, checkpoint, note):
                 out.write(line)
         finally:
             if file:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from api.cli.app import _start, cli, err
+from api.cli.proofs import verify_certificate_file
 from infra.bundle import BundleError, verify_bundle
 from infra.checkpoints import Checkpoint, Extension, read_public_key, verify_extends
 from infra.service import verify_log
@@ -28,9 +29,15 @@ def verify(
     trust_embedded_key: Annotated[bool, typer.Option(
         "--trust-embedded-key", help="trust the key a checkpoint carries (without "
         "--public-key, a checkpoint is otherwise reported unverified)")] = False,
+    certificate: Annotated[Path | None, typer.Option(
+        "--certificate", exists=True, dir_okay=False,
+        help="check a posture certificate offline, against --public-key")] = None,
 ) -> None:
     """Recompute the hash chain. Exits 1 and names the first bad position on a mismatch; exits
     1 too when a checkpoint's signature was checked by no trusted key."""
+    if certificate is not None:
+        verify_certificate_file(certificate, public_key)
+        return
     trust = _trust(public_key, trust_embedded_key)
     earlier = _earlier_checkpoint(against)
     if file is not None:

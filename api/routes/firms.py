@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import (
+    Certify,
     FirmMoment,
     KnownMoment,
     Postures,
@@ -23,6 +24,9 @@ from domain.types import Status
 from projections.posture import Restatement
 
 router = APIRouter(prefix="/v1", tags=["posture"])
+WithProofs = Annotated[bool, Query(description=(
+    "add the signed checkpoint of the Merkle tree and an inclusion proof of every evidence "
+    "position"))]
 
 
 @router.get("/firms", name="list_firms")
@@ -54,12 +58,16 @@ async def read_all_postures(
 
 
 @router.get("/firms/{firm_id}/posture", name="read_firm_posture")
-async def read_posture(firm_id: str, _: Reader, service: Postures, moment: FirmMoment
-                       ) -> dict[str, Any]:
-    """The firm's worst status on `as_of` as known at `known_at`, with its findings."""
+async def read_posture(firm_id: str, _: Reader, service: Postures, moment: FirmMoment,
+                       certifier: Certify, proofs: WithProofs = False) -> dict[str, Any]:
+    """The firm's worst status on `as_of` as known at `known_at`, with its findings (and
+    with `proofs`, the Merkle tree's checkpoint and each evidence event's inclusion proof)."""
     reading, posture = await run_in_threadpool(service.firm_posture, check_firm_id(firm_id),
                                                moment)
-    return posture_json(posture, reading)
+    answer = posture_json(posture, reading)
+    if proofs:
+        answer["proofs"] = await run_in_threadpool(certifier.proofs, answer)
+    return answer
 
 
 @router.get("/firms/{firm_id}/residency", name="read_firm_residency")

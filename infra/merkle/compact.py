@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from infra.merkle.hashing import HASH_SIZE, NODE_PREFIX, fold_right
-from infra.merkle.store import Node, NodeKey, NodeStore
+from infra.merkle.store import Node, NodeKey, NodeReader
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class CompactRange:
         return cls(state.size, state.hashes)
 
     @classmethod
-    def from_store(cls, store: NodeStore, size: int) -> "CompactRange":
+    def from_store(cls, store: NodeReader, size: int) -> "CompactRange":
         """The range at `size` from the stored nodes alone: nothing else needs to survive a
         crash but the size integrated (kept with the nodes, in their transaction)."""
         return cls(size, store.get_nodes(subtree_keys(0, size)))

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from infra.merkle.compact import subtree_keys
 from infra.merkle.hashing import fold_right
-from infra.merkle.store import NodeKey, NodeStore
+from infra.merkle.store import NodeKey, NodeReader
 
 Span = tuple[int, int]  # leaves [start, end)
 
@@ -23,13 +23,13 @@ class ProofRequestError(ValueError):
         self.field = field
 
 
-def root_at(store: NodeStore, size: int) -> bytes:
+def root_at(store: NodeReader, size: int) -> bytes:
     """The root of the tree at `size`, any size up to the integrated one."""
     _check_size("tree_size", size)
     return fold_right(store.get_nodes(subtree_keys(0, size)))
 
 
-def inclusion_proof(store: NodeStore, index: int, size: int) -> list[bytes]:
+def inclusion_proof(store: NodeReader, index: int, size: int) -> list[bytes]:
     """The audit path of leaf `index` (0-based) in the tree at `size`, leaf to root."""
     _check_size("tree_size", size)
     if not 0 <= index < size:
@@ -37,7 +37,7 @@ def inclusion_proof(store: NodeStore, index: int, size: int) -> list[bytes]:
     return _hashes_of(store, inclusion_spans(index, size))
 
 
-def consistency_proof(store: NodeStore, first: int, second: int) -> list[bytes]:
+def consistency_proof(store: NodeReader, first: int, second: int) -> list[bytes]:
     """The proof that the tree at `first` is a prefix of the tree at `second`. Empty when
     first is 0 (the empty tree is a prefix of every tree) or equal to second."""
     _check_size("from_size", first)
@@ -81,7 +81,7 @@ def consistency_spans(first: int, second: int) -> list[Span]:
     return ([] if whole else [(start, end)]) + behind[::-1]
 
 
-def _hashes_of(store: NodeStore, spans: Sequence[Span]) -> list[bytes]:
+def _hashes_of(store: NodeReader, spans: Sequence[Span]) -> list[bytes]:
     keys: list[NodeKey] = []
     counts = []
     for start, end in spans:

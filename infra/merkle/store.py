@@ -33,11 +33,14 @@ class NodeConflictError(ValueError):
         self.key = key
 
 
-class NodeStore(Protocol):
+class NodeReader(Protocol):
     def get_nodes(self, keys: Sequence[NodeKey]) -> list[bytes]:
         """The hashes at `keys`, in their order; MissingNodeError if one is not stored.
         Proof builders ask once per proof, with all the O(log n) keys they need."""
         ...
+
+
+class NodeStore(NodeReader, Protocol):
 
     def put_nodes(self, nodes: Iterable[Node]) -> None:
         """Store `nodes`. Storing a node again with the same hash is a no-op (an integrator

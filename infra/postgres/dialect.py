@@ -18,7 +18,7 @@ from infra.seal import Seal
 # The registry's neutral column types as PostgreSQL names them (infra.schema).
 TYPES: dict[ColumnType, str] = {"text": "text", "integer": "integer", "bigint": "bigint",
                                 "date": "date", "timestamp": "timestamptz", "uuid": "uuid",
-                                "json": "jsonb"}
+                                "json": "jsonb", "bytes": "bytea"}
 
 
 class PostgresDialect(TableNames):

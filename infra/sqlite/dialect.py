@@ -18,7 +18,7 @@ from infra.sqlite.pages import SQLitePages
 # ids as text, in the forms the dialect's to_db_* methods write.
 TYPES: dict[ColumnType, str] = {"text": "TEXT", "integer": "INTEGER", "bigint": "INTEGER",
                                 "date": "TEXT", "timestamp": "TEXT", "uuid": "TEXT",
-                                "json": "TEXT"}
+                                "json": "TEXT", "bytes": "BLOB"}
 RENDERING = Rendering("sqlite", TYPES, Qualify())
 
 

@@ -650,9 +650,10 @@ class TestOfflineBundles:
         assert result.returncode == 0, result.stderr
         header, *events = bundle_lines(bundle)
         assert (header["format"], header["algorithm"], header["head_position"]) == \
-            ("chipledger-export-v2", "sha256-chain-v2", head)
+            ("chipledger-export-v3", "sha256-chain-v2", head)
         assert header["head_hash"] == integrity(client, reader)["head_hash"]
         assert header["checkpoint"]["position"] == head
+        assert header["tree_checkpoint"].split("\n")[1] == str(head)  # the tree of them all
         assert [e["position"] for e in events] == list(range(1, head + 1))
         assert (events[-1]["record_id"], events[-1]["type"]) == \
             ("bis-h20-zhiyuan", "LicenceGranted")

@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 
 from api.appends import parse_batch_line
+from bench.synthetic import ledger
 from domain.aggregates import AGGREGATES
 from domain.kinds import Role
 from infra.bootstrap import Container
@@ -18,6 +19,11 @@ from tests.support.data import TEST_WRITER
 
 # Single events, pages' worth and odd sizes, so commits straddle any page boundary.
 COMMIT_SIZES = (1, 40, 3, 7, 14, 2)
+
+
+def synthetic_lines(count: int) -> list[dict[str, Any]]:
+    """`count` batch lines of the benches' synthetic ledger (which ends whole stories)."""
+    return list(ledger(count))[:count]
 
 
 def append_in_commits(container: Container, lines: list[dict[str, Any]],
