@@ -96,5 +96,18 @@ def _unsupported(media: str, why: str) -> Problem:
 
 
 def request_fingerprint(method: str, path: str, body: bytes) -> str:
-    """What an Idempotency-Key's request is compared by, when the key comes again."""
-    return hashlib.sha256(f"{method} {path}\n".encode() + body).hexdigest()
+    """What an Idempotency-Key's request is compared by, when the key comes again: its parsed
+    content (each line of a batch), so other whitespace or key order is the same request."""
+    return hashlib.sha256(f"{method} {path}\n".encode() + _content(body)).hexdigest()
+
+
+def _content(body: bytes) -> bytes:
+    try:  # one JSON document (on any number of lines), else NDJSON, a document a line
+        lines = [json.loads(body)]
+    except ValueError:
+        try:
+            lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+        except ValueError:  # not JSON: refused before any fingerprint is kept; bytes do
+            return body
+    return b"\n".join(json.dumps(v, sort_keys=True, separators=(",", ":")).encode()
+                       for v in lines)

@@ -25,6 +25,7 @@ from infra.seal import RecordedBy
 from infra.settings import AuthMode
 from infra.store import LogStore
 from infra.webhooks import Webhooks
+from projections.lists import ListService
 from projections.posture import MAX_WAIT_SECONDS, PostureService, ProjectionBehindError
 from projections.records import ReadService
 from projections.views import Moment
@@ -109,6 +110,7 @@ def _state(name: str) -> Any:
 Services = Annotated[Container, _state("container")]
 Postures = Annotated[PostureService, _state("posture")]
 Records = Annotated[ReadService, _state("reads")]
+Lists = Annotated[ListService, _state("reads")]
 Replays = Annotated[ReplayService, _state("replays")]
 Committer = Annotated[GroupCommitter, _state("committer")]
 Signer = Annotated[Checkpointer, _state("checkpointer")]

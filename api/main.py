@@ -14,6 +14,7 @@ from api.routes import (
     events,
     firms,
     integrity,
+    lists,
     ops,
     proofs,
     records,
@@ -39,8 +40,8 @@ from infra.workers import Workers
 
 log = structlog.get_logger("chipledger.api")
 # In the order they are matched (no two of their paths overlap).
-ROUTERS = (appends.router, events.router, replays.router, firms.router, records.router,
-           reviews.router, integrity.router, proofs.router, ops.router)
+ROUTERS = (appends.router, events.router, replays.router, firms.router, lists.router,
+           records.router, reviews.router, integrity.router, proofs.router, ops.router)
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None, *,

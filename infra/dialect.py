@@ -51,6 +51,7 @@ class PageReader(Protocol):
 class Dialect(TableNames, Protocol):
     events_table: str  # the library's, as the backend's SQL writes it
     events_id: str  # the events table's notification id column
+    byte_order: str  # appended to a text column to compare and order it as bytes
 
     def sql(self, statement: str) -> str: ...
     def db_now(self, cursor: Cursor) -> datetime: ...

@@ -161,17 +161,62 @@ class FindingsStore:
     def findings(self, *, position: int, firm_id: str | None = None,
                  day: date | None = None) -> list[Finding]:
         """Findings as known at `position`, for one firm or all, holding on `day` or ever."""
-        statement = (f"SELECT {_COLUMNS} FROM {self.table} WHERE recorded_from_position <= %s "
-                     "AND (recorded_to_position IS NULL OR recorded_to_position > %s)")
+        where, params = self._known(position, firm_id, day)
+        rows = self._rows(f"SELECT {_COLUMNS} FROM {self.table} WHERE {where}", params)
+        return sorted(self._finding(r) for r in rows)
+
+    def findings_page(self, *, position: int, firm_id: str, day: date, limit: int,
+                      after: tuple[str, str, str] | None) -> list[Finding]:
+        """The firm's findings holding on `day`, in key order after `after`, at most `limit`:
+        the database pages, so a firm with thousands of findings reads one page of them."""
+        where, params = self._known(position, firm_id, day)
+        key = ", ".join(f"{c}{self.dialect.byte_order}"
+                        for c in ("subject_type", "subject_id", "regulation_id"))
+        if after is not None:
+            where += f" AND ({key}) > (%s, %s, %s)"
+            params += after
+        rows = self._rows(f"SELECT {_COLUMNS} FROM {self.table} WHERE {where} "
+                          f"ORDER BY {key}, valid_from LIMIT %s", (*params, limit))
+        return [self._finding(r) for r in rows]
+
+    def status_counts(self, *, position: int, firm_id: str, day: date) -> dict[str, int]:
+        """How many of the firm's findings holding on `day` have each status."""
+        where, params = self._known(position, firm_id, day)
+        rows = self._rows(f"SELECT status, count(*) AS n FROM {self.table} WHERE {where} "
+                          "GROUP BY status", params)
+        return {r["status"]: int(r["n"]) for r in rows}
+
+    def firm_statuses(self, *, position: int, day: date) -> list[tuple[str, str]]:
+        """(firm, status) of every status some finding holding on `day` has: a few rows a
+        firm, however many findings it has."""
+        where, params = self._known(position, None, day)
+        rows = self._rows(f"SELECT DISTINCT firm_id, status FROM {self.table} WHERE {where}",
+                          params)
+        return [(r["firm_id"], r["status"]) for r in rows]
+
+    def findings_of(self, *, position: int, firm_ids: list[str], day: date) -> list[Finding]:
+        """The findings holding on `day` of these firms only (one page of a firm list)."""
+        if not firm_ids:
+            return []
+        where, params = self._known(position, None, day)
+        marks = ", ".join(["%s"] * len(firm_ids))
+        rows = self._rows(f"SELECT {_COLUMNS} FROM {self.table} WHERE {where} "
+                          f"AND firm_id IN ({marks})", (*params, *firm_ids))
+        return sorted(self._finding(r) for r in rows)
+
+    def _known(self, position: int, firm_id: str | None, day: date | None
+               ) -> tuple[str, tuple[Any, ...]]:
+        """The WHERE of rows known at `position` (of one firm, holding on `day`)."""
+        where = ("recorded_from_position <= %s "
+                 "AND (recorded_to_position IS NULL OR recorded_to_position > %s)")
         params: list[Any] = [position, position]
         if firm_id is not None:
-            statement += " AND firm_id = %s"
+            where += " AND firm_id = %s"
             params.append(firm_id)
         if day is not None:
-            statement += " AND valid_from <= %s AND (valid_to IS NULL OR valid_to > %s)"
+            where += " AND valid_from <= %s AND (valid_to IS NULL OR valid_to > %s)"
             params += [self.dialect.to_db_date(day)] * 2
-        rows = self._rows(statement, tuple(params))
-        return sorted(self._finding(r) for r in rows)
+        return where, tuple(params)
 
     def pieces(self, *, position: int, firm_id: str, day: date) -> list[ProcessingPiece]:
         rows = self._rows(

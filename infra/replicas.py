@@ -198,6 +198,24 @@ class RoutedFindings:
         return self.reads.run(position, lambda s: s.findings.findings(
             position=position, firm_id=firm_id, day=day))
 
+    def findings_page(self, *, position: int, firm_id: str, day: date, limit: int,
+                      after: tuple[str, str, str] | None) -> list[Finding]:
+        return self.reads.run(position, lambda s: s.findings.findings_page(
+            position=position, firm_id=firm_id, day=day, limit=limit, after=after))
+
+    def firm_statuses(self, *, position: int, day: date) -> list[tuple[str, str]]:
+        return self.reads.run(position, lambda s: s.findings.firm_statuses(
+            position=position, day=day))
+
+    def findings_of(self, *, position: int, firm_ids: list[str], day: date
+                    ) -> list[Finding]:
+        return self.reads.run(position, lambda s: s.findings.findings_of(
+            position=position, firm_ids=firm_ids, day=day))
+
+    def status_counts(self, *, position: int, firm_id: str, day: date) -> dict[str, int]:
+        return self.reads.run(position, lambda s: s.findings.status_counts(
+            position=position, firm_id=firm_id, day=day))
+
     def pieces(self, *, position: int, firm_id: str, day: date) -> list[ProcessingPiece]:
         return self.reads.run(position, lambda s: s.findings.pieces(
             position=position, firm_id=firm_id, day=day))

@@ -5,7 +5,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing, nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +19,7 @@ from infra.gc_pause import gc_paused
 from infra.seal import RecordedBy, Seal, Submission, format_time
 from infra.store import LogEntry, LogStore
 from infra.verify import Verification, verify_rows
-from projections.records import ReadService as RecordReads
+from projections.lists import ListService as RecordReads
 from projections.records import entry_json
 
 log = structlog.get_logger("chipledger.service")
@@ -57,6 +57,7 @@ class AppendService:
     def __init__(self, container: Container) -> None:
         self.ledger = container.ledger
         self.store = container.store
+        self.idempotency_ttl = timedelta(seconds=container.settings.idempotency_ttl)
 
     def append(
         self,
@@ -109,6 +110,9 @@ class AppendService:
         sender's own, so another API key's request under the same key is another request."""
         stored = self.store.stored_answer(sender.key_id, key)
         if stored is None:
+            return None
+        if stored.created_at and stored.created_at < datetime.now(UTC) - self.idempotency_ttl:
+            self.store.forget_answer(sender.key_id, key, stored.created_at)
             return None
         if stored.request_hash != fingerprint:
             raise IdempotencyKeyReusedError()
@@ -187,7 +191,8 @@ class AnswerBuilder:
 
 
 class ReadService(RecordReads):
-    """Records as of (projections.records) over a container's log, and the chain's check."""
+    """Records as of and their lists (projections.records, .lists) over a container's log,
+    and the chain's check."""
 
     def __init__(self, container: Container) -> None:
         super().__init__(container.store)

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Seconds an Idempotency-Key's answer is kept: a retry after that is a new request.
+    idempotency_ttl: float = Field(default=24 * 3600, gt=0)
     postgres_pool_size: int = Field(default=5, ge=1)
     postgres_max_overflow: int = Field(default=20, ge=0)
     postgres_lock_timeout: int = Field(default=5, ge=0)

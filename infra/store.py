@@ -95,6 +95,7 @@ class StoredAnswer:
     request_hash: str
     status: int
     answer: Any
+    created_at: datetime | None = None
 
 
 class LogStore:
@@ -237,8 +238,8 @@ class LogStore:
     def stored_answer(self, scope: str, key: str) -> StoredAnswer | None:
         """The answer stored under an Idempotency-Key by the sender `scope` (a key id)."""
         rows = self._rows(
-            f"SELECT request_hash, status, answer FROM {self.dialect.idempotency_table} "
-            "WHERE scope = %s AND key = %s",
+            f"SELECT request_hash, status, answer, created_at FROM "
+            f"{self.dialect.idempotency_table} WHERE scope = %s AND key = %s",
             (scope, key),
         )
         if not rows:
@@ -246,7 +247,16 @@ class LogStore:
         row = rows[0]
         answer = row["answer"]
         return StoredAnswer(row["request_hash"], row["status"],
-                            json.loads(answer) if isinstance(answer, str) else answer)
+                            json.loads(answer) if isinstance(answer, str) else answer,
+                            self.dialect.from_db_time(row["created_at"]))
+
+    def forget_answer(self, scope: str, key: str, created_at: datetime) -> None:
+        """Drop an Idempotency-Key's expired answer (only that one: not a newer one stored
+        meanwhile), so the key can be used again."""
+        with self.dialect.transaction(commit=True) as cursor:
+            cursor.execute(self.dialect.sql(
+                f"DELETE FROM {self.dialect.idempotency_table} WHERE scope = %s AND key = %s "
+                "AND created_at = %s"), (scope, key, self.dialect.to_db_time(created_at)))
 
     # Verification's and replay's read paths: pages, each backend's fastest way -------------
 

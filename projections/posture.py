@@ -5,6 +5,7 @@ Every answer reflects one position (see `Reading`); "holds on this day" is decid
 the read model's query.
 """
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
@@ -83,6 +84,24 @@ class FirmsPage:
     next_cursor: str | None
 
 
+@dataclass(frozen=True)
+class PosturePage:
+    """A firm's posture with one page of its findings, and how many there are by status."""
+
+    posture: Posture
+    counts: dict[str, int]
+    next_after: tuple[str, str, str] | None  # the last finding's key, when there are more
+
+
+@dataclass(frozen=True)
+class PosturesPage:
+    """One page of every firm's posture, and how many firms have each status."""
+
+    postures: list[Posture]
+    counts: dict[str, int]
+    next_after: str | None  # the last firm id of this page, when there are more
+
+
 def holding_posture(firm_id: str, holding: list[Finding], as_of: date) -> Posture:
     """A firm's posture from its findings that hold on `as_of` (already chosen by the read
     model's query: not decided a second time here)."""
@@ -101,6 +120,20 @@ class PostureService:
         """GET /v1/firms/{id}/posture."""
         reading = self.known_firm(firm_id, moment)
         return reading, self.posture(firm_id, reading)
+
+    def firm_posture_page(self, firm_id: str, moment: Moment, limit: int,
+                          after: tuple[str, str, str] | None) -> tuple[Reading, PosturePage]:
+        """GET /v1/firms/{id}/posture?limit=&cursor=: the status from the counts, and one
+        page of findings (limit + 1 asked, to know whether there is another)."""
+        reading = self.known_firm(firm_id, moment)
+        position, day = reading.position, reading.as_of
+        counts = self.findings.status_counts(position=position, firm_id=firm_id, day=day)
+        rows = self.findings.findings_page(position=position, firm_id=firm_id, day=day,
+                                           limit=limit + 1, after=after)
+        status = worst(Status(s) for s, n in counts.items() if n)
+        more = rows[limit - 1].key if len(rows) > limit else None
+        return reading, PosturePage(Posture(firm_id, reading.as_of, status, rows[:limit]),
+                                    counts, more)
 
     def firm_residency(self, firm_id: str, moment: Moment) -> tuple[Reading, Residency]:
         """GET /v1/firms/{id}/residency."""
@@ -146,6 +179,23 @@ class PostureService:
                         self.residency(f, reading).status) for f in ids[:limit]]
         return reading, FirmsPage(rows, ids[limit - 1] if len(ids) > limit else None)
 
+    def postures_page(self, moment: Moment, limit: int, after: str | None,
+                      status: Status | None) -> tuple[Reading, PosturesPage]:
+        """GET /v1/posture?limit=&cursor=&status=: each firm's status from a few rows a firm,
+        then the findings of the page's firms only."""
+        reading = self.reading(moment)
+        statuses = self.firm_statuses(reading)
+        counts = Counter(s.value for s in statuses.values())
+        ids = [f for f in sorted(statuses) if (after is None or f > after)
+               and (status is None or statuses[f] is status)]
+        by_firm: dict[str, list[Finding]] = {f: [] for f in ids[:limit]}
+        for finding in self.findings.findings_of(position=reading.position,
+                                                 firm_ids=list(by_firm), day=reading.as_of):
+            by_firm[finding.firm_id].append(finding)
+        postures = [holding_posture(f, held, reading.as_of) for f, held in by_firm.items()]
+        return reading, PosturesPage(postures, dict(counts),
+                                     ids[limit - 1] if len(ids) > limit else None)
+
     # the steps -------------------------------------------------------------------------------
 
     def projected(self) -> int:
@@ -184,6 +234,14 @@ class PostureService:
             world.apply("firm", entry.record_id, LoggedEvent(entry.type, entry.data,
                                                              entry.position))
         return {f.record_id: f.facts_on(reading.as_of) for f in world.of_kind("firm")}
+
+    def firm_statuses(self, reading: Reading) -> dict[str, Status]:
+        """Every firm known at the reading, with its worst status on its as_of date."""
+        found: dict[str, list[Status]] = {f: [] for f in self.firm_facts(reading)}
+        for firm, status in self.findings.firm_statuses(position=reading.position,
+                                                        day=reading.as_of):
+            found.setdefault(firm, []).append(Status(status))
+        return {firm: worst(held) for firm, held in found.items()}
 
     def posture(self, firm_id: str, reading: Reading) -> Posture:
         rows = self.findings.findings(position=reading.position, firm_id=firm_id,

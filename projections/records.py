@@ -8,7 +8,7 @@ from typing import Any
 
 from domain.errors import RecordNotFoundError
 from domain.ids import record_uuid
-from domain.records import LoggedEvent, fold
+from domain.records import LoggedEvent, RecordState, fold
 from domain.times import format_time
 from projections.views import Entry, LogReader, Moment, SealedEntry
 
@@ -39,20 +39,7 @@ class ReadService:
         if not entries:
             raise RecordNotFoundError(kind, record_id)
         state = fold(kind, record_id, _logged(entries))
-        facts = state.facts_on(moment.as_of)
-        return RecordView(
-            kind=kind,
-            record_id=record_id,
-            as_of=moment.as_of,
-            known_at=moment.known_at,
-            position=position,
-            version=state.version,
-            lifecycle=_lifecycle(state.spec.span, facts, state.ended_from, moment.as_of),
-            facts=facts,
-            ended_from=state.ended_from,
-            due_diligence_from=state.diligence_from(),
-            last_recorded_at=entries[-1].recorded_at,
-        )
+        return record_view(state, moment, position, entries[-1].recorded_at)
 
     def history(self, kind: str, record_id: str) -> Sequence[SealedEntry]:
         """GET /v1/{collection}/{id}/history: the record's events in order."""
@@ -60,6 +47,25 @@ class ReadService:
         if not entries:
             raise RecordNotFoundError(kind, record_id)
         return entries
+
+
+def record_view(state: RecordState, moment: Moment, position: int, last_recorded_at: datetime
+                ) -> RecordView:
+    """A folded record as a read answers it, on the moment's `as_of`."""
+    facts = state.facts_on(moment.as_of)
+    return RecordView(
+        kind=state.kind,
+        record_id=state.record_id,
+        as_of=moment.as_of,
+        known_at=moment.known_at,
+        position=position,
+        version=state.version,
+        lifecycle=_lifecycle(state.spec.span, facts, state.ended_from, moment.as_of),
+        facts=facts,
+        ended_from=state.ended_from,
+        due_diligence_from=state.diligence_from(),
+        last_recorded_at=last_recorded_at,
+    )
 
 
 def _logged(entries: Iterable[Entry]) -> list[LoggedEvent]:

@@ -65,10 +65,16 @@ def _idempotency_key(request: Request) -> str | None:
 
 
 def _if_match(request: Request) -> int | None:
+    """The version an append is conditional on. RFC 9110: `*` matches any existing record (so
+    no version is asked), and If-Match compares strongly, so a weak tag never matches: 412."""
     value = request.headers.get("if-match")
-    if value is None:
+    if value is None or value.strip() == "*":
         return None
-    text = value.strip().removeprefix("W/").strip('"')
+    text = value.strip()
+    if text.startswith("W/") and _VERSION.fullmatch(text[2:].strip('"')):
+        raise Problem(412, "Precondition failed", "If-Match compares strong entity tags: "
+                      f"the weak tag {text} never matches (RFC 9110, section 13.1.1)")
+    text = text.strip('"')
     if not _VERSION.fullmatch(text):  # str.isdigit takes "²", which int() does not
         raise invalid([_entry(("header", "If-Match"), "If-Match takes a record version number",
                             "if_match")])
@@ -95,6 +101,8 @@ async def run_appends(request: Request, committer: Committer, appends: list[Appe
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
     if not batch:
         headers["ETag"] = f'"{answer.body["version"]}"'
+        if answer.status == 201:  # a create: where the new record is read
+            headers["Location"] = f"/v1/{KINDS[appends[0].kind].collection}/{answer.body['id']}"
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
 

@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.appends import MAX_BATCH_LINES, batch_lines, parse_batch_line
 from api.bodies import NDJSON, read_body
+from api.cursors import decode_cursor, encode_cursor
 from api.deps import Committer, Log, Reader, Writer
 from api.problems import Problem, _entry, invalid
 from api.routes.appends import run_appends
@@ -25,12 +26,18 @@ async def read_events(
     log: Log,
     after: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(description="the next_cursor of the previous page "
+                                                    "(instead of after)")] = None,
 ) -> dict[str, Any]:
-    """The global log in position order, from `after` (exclusive)."""
+    """The global log in position order, from `after` (exclusive) or `cursor`."""
+    if cursor is not None:
+        after = decode_cursor(cursor, "events", int)
     entries = await run_in_threadpool(log.entries, after=after, limit=limit)
+    last = entries[-1].position if len(entries) == limit else None
     return {
         "events": [entry_json(e) for e in entries],
-        "next_after": entries[-1].position if len(entries) == limit else None,
+        "next_after": last,  # the form before cursors: kept working
+        "next_cursor": encode_cursor("events", last) if last is not None else None,
     }
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
+from api.cursors import decode_cursor, decode_key_cursor, encode_cursor
 from api.deps import (
     Certify,
     FirmMoment,
@@ -33,41 +34,64 @@ WithProofs = Annotated[bool, Query(description=(
 async def list_firms(
     _: Reader, service: Postures, moment: FirmMoment,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(description="the last firm id of the previous page")
+    cursor: Annotated[str | None, Query(description="the next_cursor of the previous page")
                       ] = None,
 ) -> dict[str, Any]:
     """Firms with their posture and residency status on `as_of`."""
-    reading, page = await run_in_threadpool(service.firms_page, moment, limit, cursor)
+    after = decode_cursor(cursor, "firm")
+    reading, page = await run_in_threadpool(service.firms_page, moment, limit, after)
     rows = [{"id": f.firm_id, "name": f.facts.get("name"), "hq_country": f.facts.get("hq_country"),
              "status": f.status.value, "residency_status": f.residency_status.value}
             for f in page.firms]
-    return {**reading_json(reading), "firms": rows, "next_cursor": page.next_cursor}
+    return {**reading_json(reading), "firms": rows,
+            "next_cursor": encode_cursor("firm", page.next_cursor) if page.next_cursor else None}
 
 
 @router.get("/posture", name="read_all_postures")
 async def read_all_postures(
     _: Reader, service: Postures, moment: FirmMoment,
     status: Annotated[Status | None, Query(description="only firms with this status")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="firms a page")] = 100,
+    cursor: Annotated[str | None, Query(description="the next_cursor of the previous page")
+                      ] = None,
 ) -> dict[str, Any]:
-    """Every firm's posture on `as_of` as known at `known_at` (no finding: compliant)."""
-    reading, postures = await run_in_threadpool(service.every_posture, moment)
-    selected = [p for p in postures if status is None or p.status is status]
+    """Every firm's posture on `as_of` as known at `known_at` (no finding: compliant), a page
+    of firms at a time, with how many firms have each status."""
+    after = decode_cursor(cursor, "posture")
+    reading, page = await run_in_threadpool(service.postures_page, moment, limit, after, status)
     return {**reading_json(reading), "status": status.value if status else None,
+            "counts": _counts(page.counts),
             "firms": [{"firm_id": p.firm_id, "status": p.status.value,
-                       "findings": [finding_json(f) for f in p.findings]} for p in selected]}
+                       "findings": [finding_json(f) for f in p.findings]} for p in page.postures],
+            "next_cursor": encode_cursor("posture", page.next_after) if page.next_after else None}
 
 
 @router.get("/firms/{firm_id}/posture", name="read_firm_posture")
-async def read_posture(firm_id: str, _: Reader, service: Postures, moment: FirmMoment,
-                       certifier: Certify, proofs: WithProofs = False) -> dict[str, Any]:
-    """The firm's worst status on `as_of` as known at `known_at`, with its findings (and
+async def read_posture(
+    firm_id: str, _: Reader, service: Postures, moment: FirmMoment, certifier: Certify,
+    proofs: WithProofs = False,
+    limit: Annotated[int, Query(ge=1, le=1000, description="findings a page")] = 100,
+    cursor: Annotated[str | None, Query(description="the next_cursor of the previous page")
+                      ] = None,
+) -> dict[str, Any]:
+    """The firm's worst status on `as_of` as known at `known_at`, the count of its findings
+    by status, and a page of them in (subject_type, subject_id, regulation_id) order (and
     with `proofs`, the Merkle tree's checkpoint and each evidence event's inclusion proof)."""
-    reading, posture = await run_in_threadpool(service.firm_posture, check_firm_id(firm_id),
-                                               moment)
-    answer = posture_json(posture, reading)
+    scope = f"posture:{check_firm_id(firm_id)}"
+    after = decode_key_cursor(cursor, scope)
+    reading, page = await run_in_threadpool(service.firm_posture_page, firm_id, moment, limit,
+                                            after)
+    more = encode_cursor(scope, page.next_after) if page.next_after else None
+    answer = {**posture_json(page.posture, reading), "counts": _counts(page.counts),
+              "next_cursor": more}
     if proofs:
         answer["proofs"] = await run_in_threadpool(certifier.proofs, answer)
     return answer
+
+
+def _counts(found: dict[str, int]) -> dict[str, int]:
+    """Every status, zero when no finding has it."""
+    return {s.value: found.get(s.value, 0) for s in Status}
 
 
 @router.get("/firms/{firm_id}/residency", name="read_firm_residency")

@@ -5,6 +5,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import AsOf, KnownAt, Reader, Records, moment_of
@@ -38,7 +39,7 @@ HISTORIES: tuple[tuple[str, str], ...] = (
     ("/processing-activities/{record_id}/history", "processing_activity"),
 )
 
-Handler = Callable[..., Coroutine[Any, Any, dict[str, Any]]]
+Handler = Callable[..., Coroutine[Any, Any, Any]]
 
 
 def _check_id(spec: KindSpec, record_id: str) -> None:
@@ -48,11 +49,12 @@ def _check_id(spec: KindSpec, record_id: str) -> None:
 
 def _record_handler(spec: KindSpec) -> Handler:
     async def read(record_id: str, _: Reader, reads: Records, as_of: AsOf = None,
-                   known_at: KnownAt = None) -> dict[str, Any]:
+                   known_at: KnownAt = None) -> JSONResponse:
         _check_id(spec, record_id)
         view = await run_in_threadpool(reads.record, spec.kind, record_id,
                                        moment_of(as_of, known_at))
-        return record_json(view)
+        # The version is the tag an If-Match on the record's next append names.
+        return JSONResponse(record_json(view), headers={"ETag": f'"{view.version}"'})
 
     return read
 

@@ -19,7 +19,9 @@ from infra.webhooks import Endpoint, Webhooks
 from infra.webhooks.catalog import asyncapi, catalog
 
 MESSAGE_ID = r"^(msg|op)_[0-9]+_[0-9]+$"  # as the outbox writes them
-Position = Annotated[int, Field(ge=0, le=2**62)]
+# A log position: messages' seqs are position x 10^7 (projections.outbox), which a 64-bit
+# integer holds up to about 9.2 x 10^11.
+Position = Annotated[int, Field(ge=0, le=900_000_000_000)]
 EventType = Literal["posture.changed", "residency.changed", "ledger.appended",
                     "endpoint.disabled", "endpoint.circuit_opened"]
 

@@ -22,6 +22,8 @@ TYPES: dict[ColumnType, str] = {"text": "text", "integer": "integer", "bigint": 
 
 
 class PostgresDialect(TableNames):
+    # Ids in byte order, as Python sorts them: a locale collation would skip the hyphens.
+    byte_order = ' COLLATE "C"'
     events_id = "notification_id"
 
     def __init__(self, datastore: PostgresDatastore, events_table_name: str) -> None:

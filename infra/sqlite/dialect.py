@@ -23,6 +23,7 @@ RENDERING = Rendering("sqlite", TYPES, Qualify())
 
 
 class SQLiteDialect(TableNames):
+    byte_order = ""  # SQLite compares text as bytes (BINARY) unless told otherwise
     events_table = "stored_events"
     events_id = "rowid"
 

@@ -513,7 +513,7 @@ class TestHistoryAndFeed:
         rest = world.get("/v1/events", params={"after": 9, "limit": 2}, headers=reader).json()
         assert ([e["position"] for e in rest["events"]], rest["next_after"]) == ([10], None)
         past = world.get("/v1/events", params={"after": 10}, headers=reader).json()
-        assert past == {"events": [], "next_after": None}
+        assert past == {"events": [], "next_after": None, "next_cursor": None}
         for params in ({"limit": 0}, {"limit": 1001}, {"after": -1}, {"after": 2**63}):
             problem_of(world.get("/v1/events", params=params, headers=reader), 422)
 
@@ -522,7 +522,7 @@ class TestHistoryAndFeed:
                                         "head_recorded_at": None,
                                         "algorithm": "sha256-chain-v2"}
         assert client.get("/v1/events", headers=reader).json() == {
-            "events": [], "next_after": None}
+            "events": [], "next_after": None, "next_cursor": None}
         record_world(client, writer)
         client.post(f"{LEASE_URL}/corrections", json={"chip_count": 8}, headers=writer)
         integrity = head(client, reader)

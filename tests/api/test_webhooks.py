@@ -761,7 +761,10 @@ class TestCompetingDispatchers:
         ProjectionRunner(hook_container).catch_up()
 
         stop = threading.Event()
-        dispatchers = [Dispatcher(hook_container, timeout=TIMEOUT, backoff_scale=0.001)
+        # Each delivers many at once to this one in-process receiver: on a loaded machine an
+        # answer can take longer than the other tests' 1 s, and a timeout is a retry (a second
+        # copy). Ten seconds keeps the premise below (no failures) true.
+        dispatchers = [Dispatcher(hook_container, timeout=10.0, backoff_scale=0.001)
                        for _ in range(2)]
         threads = [threading.Thread(target=d.run, args=(stop, 0.01)) for d in dispatchers]
         for t in threads:
