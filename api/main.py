@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
-from api import errors, workbench
+from api import docs, errors, openapi, workbench
 from api.middleware import Observe
 from api.routes import (
     appends,
@@ -34,7 +34,7 @@ from infra.metrics import Metrics
 from infra.posture import posture_service
 from infra.replay import ReplayService
 from infra.service import AppendService, ReadService
-from infra.settings import AuthMode, Settings
+from infra.settings import AuthMode, DocsMode, Settings
 from infra.webhooks import Webhooks
 from infra.workers import Workers
 
@@ -70,6 +70,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         version=chipledger_version(),
         summary="Event-sourced, bitemporal audit ledger for AI-compute export control",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # api/docs.py serves them, offline
+        openapi_url="/openapi.json" if settings.docs is DocsMode.PUBLIC else None,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
@@ -78,6 +80,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.include_router(router)
     webhooks.install(app)
     workbench.install(app)
+    openapi.install(app)
+    if settings.docs is DocsMode.PUBLIC:
+        docs.install(app)
     app.add_middleware(Observe)
     return app
 

@@ -14,6 +14,14 @@ class AuthMode(StrEnum):
     DISABLED = "disabled"
 
 
+class DocsMode(StrEnum):
+    """Whether /openapi.json, /docs and /redoc are served. They answer without a key: they
+    describe the contract, no ledger data, and a browser opening /docs sends no bearer key."""
+
+    PUBLIC = "public"
+    OFF = "off"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHIPLEDGER_", env_ignore_empty=True,
                                       extra="ignore")
@@ -25,6 +33,7 @@ class Settings(BaseSettings):
     # Seconds the database has to answer each call of a request path (see infra.deadlines).
     database_timeout: float = Field(default=5.0, gt=0, le=300)
     auth: AuthMode = AuthMode.ENABLED
+    docs: DocsMode = DocsMode.PUBLIC
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)

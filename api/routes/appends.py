@@ -3,7 +3,6 @@ each registered with the handler of its kind and role."""
 
 import re
 from collections.abc import Callable, Coroutine
-from functools import lru_cache
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -12,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.bodies import parse_append, read_body, request_fingerprint
 from api.deps import Committer, Writer, recorded_by
+from api.openapi import request_body
 from api.problems import Problem, _entry, invalid
 from domain.application import Append
 from domain.ids import is_record_id
@@ -132,27 +132,18 @@ def _action_handler(spec: KindSpec, role: Role) -> Handler:
     return act
 
 
-
-
-@lru_cache(maxsize=64)
-def _schema(model: Any) -> dict[str, Any]:
-    """The OpenAPI request body of a route whose body is read raw (computed once a model)."""
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": model.model_json_schema()}}}}
-
-
 def _register(path: str, spec: KindSpec, role: Role) -> None:
     label = spec.kind.replace("_", " ")
     if role is Role.CREATE:
         router.add_api_route(path, _create_handler(spec), methods=["POST"], status_code=201,
                              name=f"create_{spec.kind}", summary=f"Record a new {label}",
-                             openapi_extra=_schema(spec.bodies[role]))
+                             openapi_extra=request_body(spec.bodies[role]))
         return
     segment = path.rsplit("/", 1)[-1]
     router.add_api_route(path, _action_handler(spec, role), methods=["POST"],
-                         name=f"{spec.kind}_{segment.replace('-', '_')}",
+                         name=f"record_{spec.kind}_{segment.replace('-', '_')}",
                          summary=f"Record {spec.events[role]}",
-                         openapi_extra=_schema(spec.bodies[role]))
+                         openapi_extra=request_body(spec.bodies[role]))
 
 
 for _path, _kind, _role in APPENDS:

@@ -10,13 +10,16 @@ from api.appends import MAX_BATCH_LINES, batch_lines, parse_batch_line
 from api.bodies import NDJSON, read_body
 from api.cursors import decode_cursor, encode_cursor
 from api.deps import Committer, Log, Reader, Writer
+from api.openapi import batch_line
 from api.problems import Problem, _entry, invalid
-from api.routes.appends import run_appends
+from api.routes.appends import APPENDS, run_appends
 from domain.errors import FieldProblem, InvalidRecordError
 from infra.gc_pause import gc_paused
 from projections.records import entry_json
 
 router = APIRouter(prefix="/v1", tags=["events"])
+# A batch line's "type": the path of its append, without the record id.
+BATCH_TYPES = [path.replace("/{record_id}", "").lstrip("/") for path, _, _ in APPENDS]
 MAX_POSITION = 2**63 - 1  # positions are 64-bit integers in both databases
 
 
@@ -42,7 +45,9 @@ async def read_events(
 
 
 @router.post("/events:batch", name="append_batch",
-             summary="Append many records, all or nothing (application/x-ndjson)")
+             summary="Append many records, all or nothing (application/x-ndjson)",
+             openapi_extra={"requestBody": {"required": True, "content": {NDJSON: {
+                 "schema": batch_line(BATCH_TYPES)}}}})
 async def append_batch(request: Request, _: Writer, committer: Committer) -> JSONResponse:
     """Append many records in one transaction: all or nothing."""
     raw = await read_body(request, NDJSON)

@@ -12,6 +12,7 @@ from api import strict_json
 from api.appends import parse_batch_item
 from api.bodies import read_body, validated
 from api.deps import Auditor, Postures, Reader, Replays, check_firm_id, moment_of, waited
+from api.openapi import request_body
 from api.problems import Problem, field_errors, invalid, json_errors, pydantic_errors
 from api.schemas import finding_json, processing_json
 from domain.errors import FieldProblem, InvalidRecordError
@@ -92,7 +93,7 @@ def replay_json(result: Replay) -> dict[str, Any]:
     return body
 
 
-@router.post("/replays", name="create_replay")
+@router.post("/replays", name="create_replay", openapi_extra=request_body(ReplayRequest))
 async def create_replay(request: Request, _: Auditor, service: Replays) -> dict[str, Any]:
     """Recompute posture and residency from the raw log alone; with `hypothetical` events,
     what the answer would be if they were recorded (they never are)."""

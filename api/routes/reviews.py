@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.bodies import parse_body, read_body
 from api.deps import MinPosition, Reader, reach, require, resolve_times
+from api.openapi import request_body
 from api.problems import Problem
 from domain.bodies import ReviewDecision
 from domain.ids import is_record_id
@@ -34,7 +35,8 @@ def reviews(request: Request) -> ReviewService:
     return service
 
 
-@router.post("/reviews", name="create_review", status_code=201)
+@router.post("/reviews", name="create_review", status_code=201,
+             openapi_extra=request_body(ReviewDecision))
 async def create_review(request: Request, principal: Reviewer) -> JSONResponse:
     """Record a reviewer's decision on a finding, as a FindingReviewed event."""
     decision = parse_body(ReviewDecision, await read_body(request))

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api.appends import parse_body, read_body
 from api.auth import Admin
 from api.deps import Reader, resolve_times
+from api.openapi import request_body
 from domain.bodies import MaxPerSecond
 from domain.times import format_time
 from domain.types import Text, Url
@@ -174,10 +175,17 @@ ROUTES = (
     ("GET", "/event-types", event_types, "webhook_event_types"),
     ("GET", "/asyncapi.json", asyncapi_document, "webhook_asyncapi"),
 )
+# The bodies the handlers read raw, for the document.
+_BODIES = {"create_webhook_endpoint": request_body(EndpointRequest),
+           "recover_webhook_deliveries": request_body(RecoveryRequest),
+           "change_webhook_endpoint": request_body(ChangeRequest),
+           "backfill_webhook_endpoint": request_body(BackfillRequest)}
 
 
 def install(app: FastAPI) -> None:
     router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
     for method, path, handler, name in ROUTES:
-        router.add_api_route(path, handler, methods=[method], name=name)
+        router.add_api_route(path, handler, methods=[method], name=name,
+                             status_code=201 if name == "create_webhook_endpoint" else None,
+                             openapi_extra=_BODIES.get(name))
     app.include_router(router)
