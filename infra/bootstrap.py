@@ -5,6 +5,7 @@ is checked after construction: the library's default (in-memory POPO) must never
 """
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
@@ -15,6 +16,9 @@ from infra.deadlines import TIMEOUT_KEY
 from infra.lead import Backend
 from infra.postgres import SealingPostgresRecorder
 from infra.postgres.backend import PostgresBackend
+from infra.postgres.deadlines import DeadlinePostgresFactory
+from infra.postgres.dialect import PostgresDialect
+from infra.replicas import ReadReplica, ReplicaSet
 from infra.settings import Settings
 from infra.sqlite import SealingSQLiteRecorder
 from infra.sqlite.backend import SQLiteBackend
@@ -34,19 +38,36 @@ def library_env(settings: Settings) -> dict[str, str]:
             TIMEOUT_KEY: str(settings.database_timeout)}
 
 
+def read_replicas(settings: Settings, events_table_name: str) -> list[ReadReplica]:
+    """The standbys of CHIPLEDGER_READ_DATABASE_URLS, each with a pool of its own (opened on
+    first use: a standby that is down does not stop the service starting)."""
+    replicas = []
+    for url in settings.read_urls:
+        datastore = DeadlinePostgresFactory(
+            library_env(settings.model_copy(update={"database_url": url}))).datastore
+        parts = urlsplit(url)
+        replicas.append(ReadReplica(f"{parts.hostname}:{parts.port or 5432}",
+                                    PostgresDialect(datastore, events_table_name),
+                                    datastore.close))
+    return replicas
+
+
 @dataclass
 class Container:
-    """What the entry points use: the Ledger, a reader of the sealed log, the alarms, and
-    what the backend offers processes sharing the database (leads, wake-ups)."""
+    """What the entry points use: the Ledger, a reader of the sealed log, the alarms, what
+    the backend offers processes sharing the database (leads, wake-ups), and where reads of
+    the read models run (the primary, or a read replica that has replayed far enough)."""
 
     settings: Settings
     ledger: Ledger
     store: LogStore
     alarms: Alarms
     backend: Backend
+    reads: ReplicaSet
 
     def close(self) -> None:
         self.ledger.close()
+        self.reads.close()
 
 
 def bootstrap(settings: Settings | None = None) -> Container:
@@ -62,4 +83,7 @@ def bootstrap(settings: Settings | None = None) -> Container:
     store = LogStore(recorder.dialect)
     ledger.batch_reads = store
     backend = backend_for(settings, getattr(recorder, "channel_name", None))
-    return Container(settings, ledger, store, Alarms(recorder.dialect), backend)
+    replicas = read_replicas(settings, getattr(recorder, "events_table_name", "")) \
+        if settings.read_urls else []
+    return Container(settings, ledger, store, Alarms(recorder.dialect), backend,
+                     ReplicaSet(store, replicas))

@@ -1,5 +1,8 @@
 """Prometheus metrics, one registry per running app (tests build many apps in one process)."""
 
+from collections.abc import Mapping
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -58,6 +61,37 @@ class Metrics:
             "chipledger_alarms", "Active alarms (failed subjects, integrity), by component",
             ["component"], registry=self.registry,
         )
+
+        self.replica_lag = Gauge(
+            "chipledger_replica_lag_events",
+            "Events of the primary's log a read replica has yet to replay", ["replica"],
+            registry=self.registry)
+        self.replica_projection_lag = Gauge(
+            "chipledger_replica_projection_lag_events",
+            "Positions a read replica's replayed read models are behind the primary's",
+            ["replica"], registry=self.registry)
+        self.replica_lag_seconds = Gauge(
+            "chipledger_replica_lag_seconds",
+            "Age of the last commit a read replica replayed, 0 when it has replayed all it "
+            "received", ["replica"], registry=self.registry)
+        self.replica_up = Gauge(
+            "chipledger_replica_up", "1 when a read replica answers", ["replica"],
+            registry=self.registry)
+        self.reads_served = Gauge(
+            "chipledger_posture_reads_served", "Reads of the read models, by where they ran "
+            "(primary or a replica), since the process started", ["source"],
+            registry=self.registry)
+
+    def show_replicas(self, lags: list[dict[str, Any]], served: Mapping[str, int]) -> None:
+        for lag in lags:
+            name, up = lag["name"], lag["status"] != "unavailable"
+            self.replica_up.labels(name).set(int(up))
+            if up:
+                self.replica_lag.labels(name).set(lag["lag_events"])
+                self.replica_projection_lag.labels(name).set(lag["projection_lag_events"])
+                self.replica_lag_seconds.labels(name).set(lag["lag_seconds"])
+        for source, count in served.items():
+            self.reads_served.labels(source).set(count)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

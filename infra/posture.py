@@ -1,7 +1,9 @@
-"""The posture use cases (projections/posture.py) over a container's stores."""
+"""The posture use cases (projections/posture.py) over a container's stores: each read at a
+position runs on a read replica that has replayed that far, when one has (infra.replicas),
+else on the primary; the position itself is always decided on the primary."""
 
 from infra.bootstrap import Container
-from infra.findings_store import FindingsStore
+from infra.replicas import RoutedFindings, RoutedLog
 from projections.posture import MAX_WAIT_SECONDS, PostureService, ProjectionBehindError
 from projections.views import Reading
 
@@ -12,4 +14,4 @@ __all__ = ["MAX_WAIT_SECONDS", "Moment", "PostureService", "ProjectionBehindErro
 
 
 def posture_service(container: Container) -> PostureService:
-    return PostureService(container.store, FindingsStore(container.store.dialect))
+    return PostureService(RoutedLog(container.reads), RoutedFindings(container.reads))

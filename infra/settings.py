@@ -27,6 +27,9 @@ class Settings(BaseSettings):
                                       extra="ignore")
 
     database_url: str = "sqlite:///./chipledger.db"
+    # PostgreSQL hot standbys of database_url, comma-separated: reads go to one whose replayed
+    # position covers the request, else to the primary (infra.replicas; docs/scaling.md).
+    read_database_urls: str = ""
     # Seconds the database has to answer each call of a request path (see infra.deadlines).
     database_timeout: float = Field(default=5.0, gt=0, le=300)
     auth: AuthMode = AuthMode.ENABLED
@@ -67,6 +70,30 @@ class Settings(BaseSettings):
             raise ValueError("use sqlite:///path/to/file.db or postgresql://user:pass@host/db")
         return url
 
+    @field_validator("read_database_urls")
+    @classmethod
+    def _replica_schemes(cls, urls: str) -> str:
+        for url in _split_urls(urls):
+            if not url.startswith(("postgresql://", "postgres://")):
+                raise ValueError(f"{url!r}: a read replica is a PostgreSQL hot standby, "
+                                 "postgresql://user:pass@host/db")
+        return urls
+
+    @model_validator(mode="after")
+    def _replicas_need_postgres(self) -> "Settings":
+        if self.read_urls and self.backend != "postgres":
+            raise ValueError("CHIPLEDGER_READ_DATABASE_URLS needs a PostgreSQL "
+                             "CHIPLEDGER_DATABASE_URL (its standbys); SQLite has no replicas")
+        return self
+
+    @property
+    def read_urls(self) -> list[str]:
+        """Each replica's URL; one without `schema=` reads the primary's schema."""
+        schema = _query(self.database_url).get("schema")
+        return [url if schema is None or "schema" in _query(url)
+                else f"{url}{'&' if '?' in url else '?'}schema={schema}"
+                for url in _split_urls(self.read_database_urls)]
+
     @field_validator("log_origin")
     @classmethod
     def _origin_is_a_key_name(cls, origin: str) -> str:
@@ -98,6 +125,15 @@ class Settings(BaseSettings):
     @property
     def backend(self) -> Literal["sqlite", "postgres"]:
         return "sqlite" if self.database_url.startswith("sqlite:") else "postgres"
+
+
+def _split_urls(urls: str) -> list[str]:
+    return [url.strip() for url in urls.split(",") if url.strip()]
+
+
+def _query(url: str) -> dict[str, str]:
+    query = url.split("?", 1)[1] if "?" in url else ""
+    return dict(p.split("=", 1) for p in query.split("&") if "=" in p)
 
 
 ENV_PREFIX = "CHIPLEDGER_"

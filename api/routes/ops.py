@@ -67,6 +67,8 @@ def _readiness(state: Any, timeout: float) -> JSONResponse:
         "projections": {"findings": {"position": projected,
                                      "lag": max(0, (head.position if head else 0) - projected)}},
     }
+    if state.container.reads.standbys:
+        body["replicas"] = state.container.reads.lags(body["head_position"], projected)
     return JSONResponse(body)
 
 
@@ -89,6 +91,9 @@ async def metrics(request: Request, _: Reader) -> Response:
             sum(alarm.component == component for alarm in alarms))
     state.metrics.projection_lag.labels("findings").set(
         max(0, (head.position if head else 0) - projected))
+    sources = state.container.reads
+    lags = await run_in_threadpool(sources.lags, head.position if head else 0, projected)
+    state.metrics.show_replicas(lags, sources.served)
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
