@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from api.cli import cli as chipledger
 from infra.bundle import canonical_json
 from infra.checkpoints import SigningKey
+from infra.merkle.note import Ed25519Signer, parse_note, sign_note
 from infra.seal import parse_time
 from tests.support.logs import append_in_commits
 
@@ -98,12 +99,16 @@ def stranger_key() -> Json:
 
 
 def resigned(signed: Signed, key: SigningKey) -> Path:
-    """The export with its checkpoint signed again by `key`, as a forger would."""
+    """The export with its checkpoint, and its tree's checkpoint note, signed again by `key`,
+    as a forger would."""
     header, rest = signed.bundle.read_text().split("\n", 1)
     head = json.loads(header)
     claim = head["checkpoint"]
     head["checkpoint"] = key.sign(claim["position"], claim["hash"],
                                   parse_time(claim["recorded_at"])).to_json()
+    text, _ = parse_note(head["tree_checkpoint"])
+    head["tree_checkpoint"] = sign_note(text, Ed25519Signer(text.split("\n", 1)[0],
+                                                            key.private))
     path = signed.directory / "resigned.ndjson"
     path.write_text(canonical_json(head) + "\n" + rest)
     return path
