@@ -14,7 +14,9 @@ from infra.runner import ProjectionRunner
 from tests.e2e.browser import CHROMIUM, Watch, chromium_missing, serving
 
 
-@pytest.fixture(scope="session")
+# One browser a module, not a session: Playwright's sync API keeps an event loop running in
+# this thread while it lives, and later tests in the same process run loops of their own.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     reason = chromium_missing()
     if reason:
